@@ -385,7 +385,10 @@ fn next_id(last: &mut i32, gap: u64) -> Result<NetId, DeltaError> {
     if gap == 0 {
         return Err(DeltaError::Unordered);
     }
-    let id = u64::try_from(*last + 1).unwrap_or(0) + gap - 1;
+    // `last` is −1 before the first id, so `last + gap` is the id; a huge gap must not wrap.
+    let id = i64::from(*last)
+        .checked_add_unsigned(gap)
+        .ok_or(DeltaError::BadId)?;
     let id = NetId::try_from(id).map_err(|_| DeltaError::BadId)?;
     *last = i32::from(id);
     Ok(id)

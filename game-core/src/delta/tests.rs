@@ -232,6 +232,18 @@ fn malformed_payloads_are_typed_errors() {
         apply(&base, 6, &keyframe(&base)),
         Err(DeltaError::Duplicate(1))
     );
+    // A gap so large that adding it to the previous id would wrap around (found by fuzzing).
+    let mut wrap = vec![2, 1];
+    crate::varint::put_uvarint(&mut wrap, u64::MAX - 1);
+    wrap.extend_from_slice(&[0, 0]);
+    let base2 = Snapshot::new(
+        5,
+        vec![
+            EntityState::new(0, EntityKind::Ship),
+            EntityState::new(1, EntityKind::Ship),
+        ],
+    );
+    assert_eq!(apply(&base2, 6, &wrap), Err(DeltaError::BadId));
     // A velocity step that leaves i16.
     let big = [0, 0, 1, 0b0001_0001, 0x80, 0x80, 0x04, 0];
     assert_eq!(apply(&base, 6, &big), Err(DeltaError::Range(1)));
