@@ -1,0 +1,242 @@
+//! The HTTP API: rooms as JSON, matchmaking, health and metrics, and errors as JSON.
+//!
+//! ```text
+//! GET  /healthz            200 "ok"
+//! GET  /metrics            Prometheus text
+//! GET  /api/rooms          200 [RoomInfo]
+//! POST /api/rooms          201 RoomInfo         body (optional): {"id": "name"}
+//! GET  /api/rooms/{id}     200 RoomInfo | 404
+//! POST /api/matchmake      200 {"room": RoomInfo, "ws": "/api/rooms/{id}/ws"}
+//! errors                   {"error": {"code": "room_not_found", "message": "…"}}
+//! ```
+
+use crate::App;
+use crate::registry::CreateError;
+use crate::room::{Owner, Room};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// A room as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct RoomInfo {
+    /// The room's id.
+    pub id: String,
+    /// Human players holding a ship.
+    pub players: u32,
+    /// AI ships filling in.
+    pub ai_ships: u32,
+    /// Connected spectators.
+    pub spectators: u32,
+    /// Human players it holds at most.
+    pub capacity: u16,
+    /// Its current tick.
+    pub tick: u32,
+    /// Ticks per second.
+    pub tick_rate: u16,
+    /// Frames per second to clients that keep up.
+    pub send_rate: u16,
+    /// `server` (never idles out) or `user` (closes when empty for a while).
+    pub created_by: &'static str,
+    /// Where to connect a WebSocket.
+    pub ws: String,
+    /// What to draw.
+    pub arena: ArenaJson,
+}
+
+/// The arena in [`RoomInfo`].
+#[derive(Debug, Serialize)]
+pub struct ArenaJson {
+    /// Width in world units.
+    pub width: u32,
+    /// Height in world units.
+    pub height: u32,
+    /// `[x, y, radius]` of each round obstacle.
+    pub obstacles: Vec<[i64; 3]>,
+}
+
+impl RoomInfo {
+    /// The API view of a room.
+    pub fn of(room: &Room) -> Self {
+        let s = room.stats();
+        let a = room.arena();
+        Self {
+            id: room.id().to_owned(),
+            players: s.players.load(Relaxed),
+            ai_ships: s.ai_ships.load(Relaxed),
+            spectators: s.spectators.load(Relaxed),
+            capacity: room.capacity(),
+            tick: s.tick.load(Relaxed),
+            tick_rate: room.tick_rate(),
+            send_rate: room.send_rate(),
+            created_by: match room.owner() {
+                Owner::Server => "server",
+                Owner::User => "user",
+            },
+            ws: format!("/api/rooms/{}/ws", room.id()),
+            arena: ArenaJson {
+                width: a.width,
+                height: a.height,
+                obstacles: a
+                    .obstacles
+                    .iter()
+                    .map(|&(x, y, r)| [x.into(), y.into(), r.into()])
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// An error answer: a status and a JSON body with a stable code and a message.
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl AppError {
+    /// 404 for a room id that names no open room.
+    pub fn room_not_found(id: &str) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "room_not_found",
+            message: format!("no open room named {id:?}"),
+        }
+    }
+
+    /// 503 when the connection limit is reached.
+    pub fn too_many_connections() -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "too_many_connections",
+            message: "the server holds its maximum number of connections; try again later".into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<CreateError> for AppError {
+    fn from(e: CreateError) -> Self {
+        let (status, code) = match e {
+            CreateError::TooMany(_) => (StatusCode::SERVICE_UNAVAILABLE, "too_many_rooms"),
+            CreateError::Exists(_) => (StatusCode::CONFLICT, "room_exists"),
+            CreateError::BadId => (StatusCode::BAD_REQUEST, "bad_room_id"),
+        };
+        Self {
+            status,
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// `GET /`: until the browser client is served here, a page that says what this server is and
+/// where its API and streams are.
+pub async fn index() -> axum::response::Html<&'static str> {
+    axum::response::Html(concat!(
+        "<!doctype html><meta charset=utf-8><title>tickwire</title>",
+        "<h1>tickwire</h1><p>The game server is running. The browser client is not part of this ",
+        "build yet; clients connect over WebSocket at <code>/api/rooms/{id}/ws</code>.</p>",
+        "<ul><li><a href=/api/rooms>/api/rooms</a> — rooms as JSON</li>",
+        "<li><a href=/metrics>/metrics</a> — Prometheus metrics</li>",
+        "<li><a href=/healthz>/healthz</a></li></ul>",
+    ))
+}
+
+/// `GET /healthz`.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(app): State<App>) -> Response {
+    let text = app.metrics.render(app.registry.len());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// `GET /api/rooms`.
+pub async fn list_rooms(State(app): State<App>) -> Json<Vec<RoomInfo>> {
+    Json(app.registry.list().iter().map(RoomInfo::of).collect())
+}
+
+/// Body of `POST /api/rooms`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoom {
+    /// The id to use; the server picks one when absent.
+    pub id: Option<String>,
+}
+
+/// `POST /api/rooms`: the body is optional.
+pub async fn create_room(
+    State(app): State<App>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<RoomInfo>), AppError> {
+    if body.len() > 1024 {
+        return Err(AppError::bad_request("the body is larger than 1024 bytes"));
+    }
+    let req: CreateRoom = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateRoom::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| AppError::bad_request(format!("body: {e}")))?
+    };
+    let room = app.registry.create(req.id, Owner::User)?;
+    Ok((StatusCode::CREATED, Json(RoomInfo::of(&room))))
+}
+
+/// `GET /api/rooms/{id}`.
+pub async fn get_room(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Json<RoomInfo>, AppError> {
+    let room = app
+        .registry
+        .get(&id)
+        .ok_or_else(|| AppError::room_not_found(&id))?;
+    Ok(Json(RoomInfo::of(&room)))
+}
+
+/// Answer of `POST /api/matchmake`.
+#[derive(Debug, Serialize)]
+pub struct Matched {
+    /// The room to join.
+    pub room: RoomInfo,
+    /// Its WebSocket path.
+    pub ws: String,
+}
+
+/// `POST /api/matchmake`: the fullest room with space, or a new one.
+pub async fn matchmake(State(app): State<App>) -> Result<Json<Matched>, AppError> {
+    let room = app.registry.matchmake()?;
+    let info = RoomInfo::of(&room);
+    Ok(Json(Matched {
+        ws: info.ws.clone(),
+        room: info,
+    }))
+}

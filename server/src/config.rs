@@ -1,0 +1,335 @@
+//! Server settings: embedded defaults, an optional TOML file, environment variables and flags.
+//!
+//! Precedence, lowest first: the defaults below, the file given with `--config`, then each
+//! setting's environment variable (`TICKWIRE_*`) or flag (a flag wins over its variable). Every
+//! limit the server enforces lives here, so the README's table and this struct stay one list.
+
+use clap::Parser;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the server can be told. Field docs double as the README's configuration table.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Simulation ticks per second.
+    pub tick_rate: u16,
+    /// Frames per second sent to clients that keep up.
+    pub send_rate: u16,
+    /// Human players per room.
+    pub room_capacity: u16,
+    /// Rooms the server will hold at once.
+    pub max_rooms: usize,
+    /// AI ships per room while there are fewer human players than this.
+    pub ai_fill: u16,
+    /// Seconds a dropped player's ship waits for its owner to reconnect.
+    pub reconnect_grace_secs: u64,
+    /// Seconds an empty room created through the API lives before it closes.
+    pub room_idle_secs: u64,
+    /// Sends kept in each room's history, for resuming and slow clients' deltas.
+    pub history_sends: usize,
+    /// Milliseconds a new WebSocket has to send its `Hello`.
+    pub handshake_timeout_ms: u64,
+    /// Seconds a frame may take to be written to a client before it is dropped.
+    pub write_timeout_secs: u64,
+    /// Seconds without any message from a client before it is dropped.
+    pub idle_timeout_secs: u64,
+    /// Seconds between WebSocket pings (liveness and server-side RTT).
+    pub ping_interval_secs: u64,
+    /// Largest message a client may send, in bytes.
+    pub max_message_bytes: usize,
+    /// Open connections the server accepts in total.
+    pub max_connections: usize,
+    /// Kernel send buffer per connection, in bytes (`SO_SNDBUF`; Linux doubles it). Bounds
+    /// what a client that stops reading can cost; 0 leaves the kernel's autotuning (up to
+    /// `net.ipv4.tcp_wmem`, 4 MiB by default).
+    pub tcp_send_buffer: usize,
+    /// Inputs a player may have queued before further ones are rejected.
+    pub input_queue: usize,
+    /// Inputs applied per player per tick; extra ones wait for the next tick.
+    pub max_inputs_per_tick: usize,
+    /// Seconds the server waits for clients and tasks on shutdown before exiting anyway.
+    pub shutdown_deadline_secs: u64,
+    /// Arena file (TOML); the standard arena when absent.
+    pub arena: Option<PathBuf>,
+    /// Seed for the default room's world (others derive theirs from it).
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tick_rate: 60,
+            send_rate: 30,
+            room_capacity: 50,
+            max_rooms: 1000,
+            ai_fill: 8,
+            reconnect_grace_secs: 30,
+            room_idle_secs: 300,
+            history_sends: 64,
+            handshake_timeout_ms: 5000,
+            write_timeout_secs: 20,
+            idle_timeout_secs: 60,
+            ping_interval_secs: 5,
+            max_message_bytes: game_core::codec::CLIENT_MSG_LIMIT,
+            max_connections: 50_000,
+            tcp_send_buffer: 64 * 1024,
+            input_queue: 64,
+            max_inputs_per_tick: 8,
+            shutdown_deadline_secs: 5,
+            arena: None,
+            seed: 0x7469_636b_7769_7265,
+        }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The `--config` file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`Config`].
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// A value out of its range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// The tick period.
+    pub fn tick_period(&self) -> Duration {
+        Duration::from_nanos(1_000_000_000 / u64::from(self.tick_rate))
+    }
+
+    /// Checks ranges that the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if !(1..=1000).contains(&self.tick_rate) {
+            return bad("tick_rate must be 1..=1000");
+        }
+        if self.send_rate == 0 || self.send_rate > self.tick_rate {
+            return bad("send_rate must be 1..=tick_rate");
+        }
+        if self.room_capacity == 0 || self.max_rooms == 0 || self.max_connections == 0 {
+            return bad("room_capacity, max_rooms and max_connections must be at least 1");
+        }
+        if self.history_sends < 2 || self.input_queue == 0 || self.max_inputs_per_tick == 0 {
+            return bad("history_sends must be ≥ 2; input_queue and max_inputs_per_tick ≥ 1");
+        }
+        if self.max_message_bytes < 64
+            || self.max_message_bytes > game_core::codec::CLIENT_MSG_LIMIT
+        {
+            return bad("max_message_bytes must be 64..=1024");
+        }
+        if self.handshake_timeout_ms == 0
+            || self.write_timeout_secs == 0
+            || self.idle_timeout_secs == 0
+        {
+            return bad("timeouts must be positive");
+        }
+        if self.ping_interval_secs == 0 || self.ping_interval_secs >= self.idle_timeout_secs {
+            return bad("ping_interval_secs must be positive and below idle_timeout_secs");
+        }
+        Ok(())
+    }
+
+    /// Reads the arena: the `arena` file if set, else the standard one.
+    pub fn load_arena(&self) -> anyhow::Result<game_core::arena::Arena> {
+        match &self.arena {
+            None => Ok(game_core::arena::Arena::standard()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("reading arena {}: {e}", path.display()))?;
+                game_core::arena::Arena::from_toml(&text)
+                    .map_err(|e| anyhow::anyhow!("arena {}: {e}", path.display()))
+            }
+        }
+    }
+}
+
+/// Command-line flags; each has an environment variable, and every one is optional so that
+/// only what is given overrides the file and the defaults.
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "server",
+    version,
+    about = "tickwire: an authoritative game server with realtime state sync"
+)]
+#[allow(missing_docs)] // clap renders the `///` docs as --help; these mirror Config's
+pub struct Flags {
+    /// TOML file with any of the settings below (names in snake_case).
+    #[arg(long, env = "TICKWIRE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TICKWIRE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Simulation ticks per second [default: 60].
+    #[arg(long, env = "TICKWIRE_TICK_RATE")]
+    pub tick_rate: Option<u16>,
+    /// Frames per second to clients [default: 30].
+    #[arg(long, env = "TICKWIRE_SEND_RATE")]
+    pub send_rate: Option<u16>,
+    /// Human players per room [default: 50].
+    #[arg(long, env = "TICKWIRE_ROOM_CAPACITY")]
+    pub room_capacity: Option<u16>,
+    /// Rooms at once [default: 1000].
+    #[arg(long, env = "TICKWIRE_MAX_ROOMS")]
+    pub max_rooms: Option<usize>,
+    /// AI ships per room while humans are fewer [default: 8].
+    #[arg(long, env = "TICKWIRE_AI_FILL")]
+    pub ai_fill: Option<u16>,
+    /// Seconds a dropped player's ship waits for a reconnect [default: 30].
+    #[arg(long, env = "TICKWIRE_RECONNECT_GRACE_SECS")]
+    pub reconnect_grace_secs: Option<u64>,
+    /// Seconds an empty API-created room lives [default: 300].
+    #[arg(long, env = "TICKWIRE_ROOM_IDLE_SECS")]
+    pub room_idle_secs: Option<u64>,
+    /// Sends kept per room for resume [default: 64].
+    #[arg(long, env = "TICKWIRE_HISTORY_SENDS")]
+    pub history_sends: Option<usize>,
+    /// Milliseconds to receive a Hello [default: 5000].
+    #[arg(long, env = "TICKWIRE_HANDSHAKE_TIMEOUT_MS")]
+    pub handshake_timeout_ms: Option<u64>,
+    /// Seconds a frame may take to write [default: 20].
+    #[arg(long, env = "TICKWIRE_WRITE_TIMEOUT_SECS")]
+    pub write_timeout_secs: Option<u64>,
+    /// Seconds of client silence before a drop [default: 60].
+    #[arg(long, env = "TICKWIRE_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds between WebSocket pings [default: 5].
+    #[arg(long, env = "TICKWIRE_PING_INTERVAL_SECS")]
+    pub ping_interval_secs: Option<u64>,
+    /// Largest client message in bytes [default: 1024].
+    #[arg(long, env = "TICKWIRE_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: Option<usize>,
+    /// Open connections in total [default: 50000].
+    #[arg(long, env = "TICKWIRE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Kernel send buffer per connection in bytes, 0 = autotune [default: 65536].
+    #[arg(long, env = "TICKWIRE_TCP_SEND_BUFFER")]
+    pub tcp_send_buffer: Option<usize>,
+    /// Queued inputs per player [default: 64].
+    #[arg(long, env = "TICKWIRE_INPUT_QUEUE")]
+    pub input_queue: Option<usize>,
+    /// Inputs applied per player per tick [default: 8].
+    #[arg(long, env = "TICKWIRE_MAX_INPUTS_PER_TICK")]
+    pub max_inputs_per_tick: Option<usize>,
+    /// Seconds to drain on shutdown [default: 5].
+    #[arg(long, env = "TICKWIRE_SHUTDOWN_DEADLINE_SECS")]
+    pub shutdown_deadline_secs: Option<u64>,
+    /// Arena TOML file [default: the standard arena].
+    #[arg(long, env = "TICKWIRE_ARENA")]
+    pub arena: Option<PathBuf>,
+    /// World seed.
+    #[arg(long, env = "TICKWIRE_SEED")]
+    pub seed: Option<u64>,
+    /// Log one JSON object per line instead of text (filter with RUST_LOG, default info).
+    #[arg(long, env = "TICKWIRE_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl Flags {
+    /// The configuration these flags describe: defaults, then the file, then the flags.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let mut c = match &self.config {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+        };
+        macro_rules! overlay {
+            ($($field:ident),* $(,)?) => {
+                $(if let Some(v) = &self.$field { c.$field = v.clone(); })*
+            };
+        }
+        overlay!(
+            listen,
+            tick_rate,
+            send_rate,
+            room_capacity,
+            max_rooms,
+            ai_fill,
+            reconnect_grace_secs,
+            room_idle_secs,
+            history_sends,
+            handshake_timeout_ms,
+            write_timeout_secs,
+            idle_timeout_secs,
+            ping_interval_secs,
+            max_message_bytes,
+            max_connections,
+            tcp_send_buffer,
+            input_queue,
+            max_inputs_per_tick,
+            shutdown_deadline_secs,
+            seed,
+        );
+        if self.arena.is_some() {
+            c.arena = self.arena.clone();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_flags_override_the_file() {
+        assert!(Config::default().validate().is_ok());
+        let dir = std::env::temp_dir().join(format!("tickwire-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join("server.toml");
+        std::fs::write(&path, "tick_rate = 30\nsend_rate = 10\nai_fill = 2\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let flags = Flags {
+            config: Some(path.clone()),
+            send_rate: Some(15),
+            ..Flags::default()
+        };
+        let c = flags.resolve().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (c.tick_rate, c.send_rate, c.ai_fill, c.room_capacity),
+            (30, 15, 2, 50)
+        );
+        std::fs::write(&path, "tick_rat = 30\n").unwrap_or_else(|e| panic!("{e}"));
+        let err = Flags {
+            config: Some(path),
+            ..Flags::default()
+        }
+        .resolve();
+        assert!(matches!(err, Err(ConfigError::Parse { .. })), "{err:?}");
+        let err = Flags {
+            send_rate: Some(120),
+            ..Flags::default()
+        }
+        .resolve();
+        assert!(matches!(err, Err(ConfigError::Invalid(_))));
+    }
+}

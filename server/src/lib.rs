@@ -1,0 +1,129 @@
+//! tickwire's server: rooms that run the game at a fixed tick, and the ways clients reach them.
+//!
+//! [`run`] takes a bound listener, a [`Config`] and a shutdown future, so the binary and the
+//! tests start it the same way (tests bind port 0). Everything long-lived — room tasks,
+//! WebSocket sessions — watches one [`CancellationToken`] and is counted by one [`TaskTracker`]:
+//! axum's graceful shutdown alone covers neither upgraded sockets nor open streams.
+//!
+//! - [`config`]: settings and limits. [`metrics`]: counters and `/metrics`.
+//! - [`registry`] and [`room`]: rooms and their tick loop. [`fanout`]: frames for each client.
+//! - [`ws`]: WebSocket players and spectators. [`api`]: the JSON API.
+
+pub mod api;
+pub mod config;
+pub mod fanout;
+pub mod metrics;
+pub mod registry;
+pub mod room;
+pub mod ws;
+
+pub use config::{Config, Flags};
+
+use axum::Router;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use metrics::Metrics;
+use registry::Registry;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    /// The settings.
+    pub cfg: Arc<Config>,
+    /// The rooms.
+    pub registry: Registry,
+    /// The counters.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the server shuts down; every long-lived task watches it.
+    pub shutdown: CancellationToken,
+    /// Counts long-lived tasks so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    /// One permit per open long-lived connection (`max_connections`). A request that finds
+    /// none left is refused at once with 503; nobody waits on it.
+    pub connections: Arc<Semaphore>,
+}
+
+/// The routes, for [`run`] and for tests that want the app without a listener.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/", get(api::index))
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .route("/api/rooms", get(api::list_rooms).post(api::create_room))
+        .route("/api/rooms/{id}", get(api::get_room))
+        .route("/api/rooms/{id}/ws", get(ws::upgrade))
+        .route("/api/matchmake", post(api::matchmake))
+        .with_state(app)
+}
+
+/// Serves until `shutdown` completes, then closes every client with a reason and returns once
+/// tasks have finished or `shutdown_deadline_secs` has passed.
+pub async fn run(
+    listener: TcpListener,
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    cfg.validate()?;
+    let arena = cfg.load_arena()?;
+    let cfg = Arc::new(cfg);
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let metrics = Arc::new(Metrics::default());
+    let registry = Registry::new(
+        arena,
+        cfg.clone(),
+        metrics.clone(),
+        token.clone(),
+        tracker.clone(),
+    );
+    registry.create(Some("default".to_owned()), room::Owner::Server)?;
+    let app = App {
+        connections: Arc::new(Semaphore::new(cfg.max_connections)),
+        cfg: cfg.clone(),
+        registry,
+        metrics,
+        shutdown: token.clone(),
+        tracker: tracker.clone(),
+    };
+    tracing::info!(addr = %listener.local_addr()?, "tickwire listening");
+    let send_buffer = cfg.tcp_send_buffer;
+    let listener = listener.tap_io(move |tcp| {
+        // Game traffic is small messages that must not wait for Nagle's algorithm.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY");
+        }
+        if send_buffer > 0
+            && let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
+        {
+            tracing::debug!(error = %e, "SO_SNDBUF");
+        }
+    });
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        trigger.cancel();
+    });
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(token.clone().cancelled_owned())
+        .await?;
+    tracker.close();
+    let deadline = Duration::from_secs(cfg.shutdown_deadline_secs);
+    if tokio::time::timeout(deadline, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = tracker.len(),
+            "shutdown deadline passed with tasks still running"
+        );
+    }
+    Ok(())
+}

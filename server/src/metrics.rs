@@ -1,0 +1,463 @@
+//! Server-wide counters and the Prometheus text rendering of `GET /metrics`.
+//!
+//! Plain atomics, updated from the room tasks and connection tasks without locks, read only when
+//! something scrapes. Process CPU and resident memory come from `/proc/self` at scrape time.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// How a client receives state. The same frames go out on each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// WebSocket, binary frames both ways.
+    Ws,
+    /// Server-Sent Events.
+    Sse,
+    /// One chunked HTTP response of length-prefixed frames.
+    Stream,
+    /// Long polling.
+    LongPoll,
+    /// Polling.
+    Poll,
+}
+
+impl Transport {
+    /// Every transport, in label order.
+    pub const ALL: [Transport; 5] = [
+        Self::Ws,
+        Self::Sse,
+        Self::Stream,
+        Self::LongPoll,
+        Self::Poll,
+    ];
+
+    /// The label used in metrics and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ws => "ws",
+            Self::Sse => "sse",
+            Self::Stream => "stream",
+            Self::LongPoll => "longpoll",
+            Self::Poll => "poll",
+        }
+    }
+}
+
+/// A player drives a ship; a spectator only watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Has a ship and a session token.
+    Player,
+    /// Read-only.
+    Spectator,
+}
+
+impl Role {
+    /// Both roles, in label order.
+    pub const ALL: [Role; 2] = [Self::Player, Self::Spectator];
+
+    /// The label used in metrics and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Player => "player",
+            Self::Spectator => "spectator",
+        }
+    }
+}
+
+/// Why an input or a connection was refused; one counter each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// The player's input queue was full.
+    InputQueueFull,
+    /// A sequence number not above the last applied one.
+    InputStale,
+    /// An input value out of range (clamped, still counted).
+    InputOutOfRange,
+    /// Bytes that do not decode.
+    Malformed,
+    /// A message over the size limit.
+    TooBig,
+    /// A spectator tried to send input.
+    SpectatorInput,
+    /// No `Hello` in time.
+    HandshakeTimeout,
+    /// Another protocol version.
+    VersionMismatch,
+    /// Unknown or expired session token.
+    BadToken,
+    /// The room had no space.
+    RoomFull,
+    /// The server's connection limit.
+    TooManyConnections,
+    /// A client that stayed silent past the idle timeout.
+    IdleTimeout,
+    /// A client that did not take a frame within the write timeout.
+    WriteTimeout,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 13] = [
+        Self::InputQueueFull,
+        Self::InputStale,
+        Self::InputOutOfRange,
+        Self::Malformed,
+        Self::TooBig,
+        Self::SpectatorInput,
+        Self::HandshakeTimeout,
+        Self::VersionMismatch,
+        Self::BadToken,
+        Self::RoomFull,
+        Self::TooManyConnections,
+        Self::IdleTimeout,
+        Self::WriteTimeout,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::InputQueueFull => "input_queue_full",
+            Self::InputStale => "input_stale",
+            Self::InputOutOfRange => "input_out_of_range",
+            Self::Malformed => "malformed",
+            Self::TooBig => "too_big",
+            Self::SpectatorInput => "spectator_input",
+            Self::HandshakeTimeout => "handshake_timeout",
+            Self::VersionMismatch => "version_mismatch",
+            Self::BadToken => "bad_token",
+            Self::RoomFull => "room_full",
+            Self::TooManyConnections => "too_many_connections",
+            Self::IdleTimeout => "idle_timeout",
+            Self::WriteTimeout => "write_timeout",
+        }
+    }
+}
+
+/// Upper bounds of the tick duration histogram, in microseconds.
+const TICK_BUCKETS_US: [u64; 12] = [
+    50, 100, 250, 500, 1000, 2000, 4000, 8000, 16_667, 33_333, 66_667, 250_000,
+];
+
+/// Every counter the server keeps.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    tick_buckets: [AtomicU64; TICK_BUCKETS_US.len()],
+    tick_count: AtomicU64,
+    tick_sum_us: AtomicU64,
+    tick_overruns: AtomicU64,
+    ticks_dropped: AtomicU64,
+    connections: [[AtomicI64; 2]; 5],
+    frames_out: [AtomicU64; 5],
+    bytes_out: [AtomicU64; 5],
+    keyframes_out: AtomicU64,
+    inputs_in: AtomicU64,
+    rejections: [AtomicU64; Rejection::ALL.len()],
+    room_panics: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one tick's duration; a tick longer than its period is an overrun.
+    pub fn tick(&self, took: std::time::Duration, period: std::time::Duration) {
+        let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        if let Some(i) = TICK_BUCKETS_US.iter().position(|&b| us <= b) {
+            self.tick_buckets[i].fetch_add(1, Relaxed);
+        }
+        self.tick_count.fetch_add(1, Relaxed);
+        self.tick_sum_us.fetch_add(us, Relaxed);
+        if took > period {
+            self.tick_overruns.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts ticks the fixed-step clock dropped because the room fell too far behind.
+    pub fn ticks_dropped(&self, n: u64) {
+        self.ticks_dropped.fetch_add(n, Relaxed);
+    }
+
+    /// Counts a connection opening (`+1`) or closing (`-1`).
+    pub fn connection(&self, t: Transport, r: Role, delta: i64) {
+        self.connections[t as usize][r as usize].fetch_add(delta, Relaxed);
+    }
+
+    /// Open connections of one kind.
+    pub fn connections(&self, t: Transport, r: Role) -> i64 {
+        self.connections[t as usize][r as usize].load(Relaxed)
+    }
+
+    /// Counts a frame sent.
+    pub fn frame_out(&self, t: Transport, bytes: usize, keyframe: bool) {
+        self.frames_out[t as usize].fetch_add(1, Relaxed);
+        self.bytes_out[t as usize].fetch_add(bytes as u64, Relaxed);
+        if keyframe {
+            self.keyframes_out.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts bytes sent that are not frames (welcome, pongs, close).
+    pub fn bytes_out(&self, t: Transport, bytes: usize) {
+        self.bytes_out[t as usize].fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Counts an input accepted into a player's queue.
+    pub fn input_in(&self) {
+        self.inputs_in.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a rejection.
+    pub fn reject(&self, why: Rejection) {
+        self.rejections[why as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Rejections of one kind so far.
+    pub fn rejections(&self, why: Rejection) -> u64 {
+        self.rejections[why as usize].load(Relaxed)
+    }
+
+    /// Counts a room task that panicked.
+    pub fn room_panic(&self) {
+        self.room_panics.fetch_add(1, Relaxed);
+    }
+
+    /// The Prometheus text exposition of every counter, plus `rooms` and process figures.
+    pub fn render(&self, rooms: usize) -> String {
+        let mut out = String::with_capacity(4096);
+        let w = &mut out;
+        metric(w, "tickwire_rooms", "gauge", "Rooms open.");
+        let _ = writeln!(w, "tickwire_rooms {rooms}");
+
+        metric(
+            w,
+            "tickwire_tick_duration_seconds",
+            "histogram",
+            "Time to run one simulation tick.",
+        );
+        let mut cumulative = 0;
+        for (i, b) in TICK_BUCKETS_US.iter().enumerate() {
+            cumulative += self.tick_buckets[i].load(Relaxed);
+            let _ = writeln!(
+                w,
+                "tickwire_tick_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                *b as f64 / 1e6
+            );
+        }
+        let count = self.tick_count.load(Relaxed);
+        let _ = writeln!(
+            w,
+            "tickwire_tick_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            w,
+            "tickwire_tick_duration_seconds_sum {}",
+            self.tick_sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(w, "tickwire_tick_duration_seconds_count {count}");
+
+        metric(
+            w,
+            "tickwire_tick_overruns_total",
+            "counter",
+            "Ticks that took longer than the tick period.",
+        );
+        let _ = writeln!(
+            w,
+            "tickwire_tick_overruns_total {}",
+            self.tick_overruns.load(Relaxed)
+        );
+        metric(
+            w,
+            "tickwire_ticks_dropped_total",
+            "counter",
+            "Ticks skipped because a room fell too far behind.",
+        );
+        let _ = writeln!(
+            w,
+            "tickwire_ticks_dropped_total {}",
+            self.ticks_dropped.load(Relaxed)
+        );
+
+        metric(
+            w,
+            "tickwire_connections",
+            "gauge",
+            "Open connections by transport and role.",
+        );
+        for t in Transport::ALL {
+            for r in Role::ALL {
+                let n = self.connections(t, r);
+                let _ = writeln!(
+                    w,
+                    "tickwire_connections{{transport=\"{}\",role=\"{}\"}} {n}",
+                    t.as_str(),
+                    r.as_str()
+                );
+            }
+        }
+        metric(
+            w,
+            "tickwire_frames_out_total",
+            "counter",
+            "Frames sent, by transport.",
+        );
+        for t in Transport::ALL {
+            let n = self.frames_out[t as usize].load(Relaxed);
+            let _ = writeln!(
+                w,
+                "tickwire_frames_out_total{{transport=\"{}\"}} {n}",
+                t.as_str()
+            );
+        }
+        metric(
+            w,
+            "tickwire_bytes_out_total",
+            "counter",
+            "Bytes of messages sent, by transport.",
+        );
+        for t in Transport::ALL {
+            let n = self.bytes_out[t as usize].load(Relaxed);
+            let _ = writeln!(
+                w,
+                "tickwire_bytes_out_total{{transport=\"{}\"}} {n}",
+                t.as_str()
+            );
+        }
+        metric(
+            w,
+            "tickwire_keyframes_out_total",
+            "counter",
+            "Frames sent as keyframes.",
+        );
+        let _ = writeln!(
+            w,
+            "tickwire_keyframes_out_total {}",
+            self.keyframes_out.load(Relaxed)
+        );
+        metric(
+            w,
+            "tickwire_inputs_total",
+            "counter",
+            "Inputs accepted into player queues.",
+        );
+        let _ = writeln!(w, "tickwire_inputs_total {}", self.inputs_in.load(Relaxed));
+        metric(
+            w,
+            "tickwire_rejections_total",
+            "counter",
+            "Inputs, messages and connections refused, by reason.",
+        );
+        for r in Rejection::ALL {
+            let _ = writeln!(
+                w,
+                "tickwire_rejections_total{{reason=\"{}\"}} {}",
+                r.as_str(),
+                self.rejections(r)
+            );
+        }
+        metric(
+            w,
+            "tickwire_room_panics_total",
+            "counter",
+            "Room tasks that panicked and were closed.",
+        );
+        let _ = writeln!(
+            w,
+            "tickwire_room_panics_total {}",
+            self.room_panics.load(Relaxed)
+        );
+
+        let process = ProcessStats::read();
+        if let Some(cpu) = process.cpu_seconds {
+            metric(
+                w,
+                "process_cpu_seconds_total",
+                "counter",
+                "User and system CPU time spent, in seconds.",
+            );
+            let _ = writeln!(w, "process_cpu_seconds_total {cpu}");
+        }
+        if let Some(rss) = process.resident_bytes {
+            metric(
+                w,
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+            );
+            let _ = writeln!(w, "process_resident_memory_bytes {rss}");
+        }
+        out
+    }
+}
+
+fn metric(w: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(w, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// CPU time and resident memory of this process, where `/proc` tells them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessStats {
+    /// User + system CPU seconds.
+    pub cpu_seconds: Option<f64>,
+    /// Resident set size in bytes.
+    pub resident_bytes: Option<u64>,
+}
+
+impl ProcessStats {
+    /// Reads `/proc/self/stat` and `/proc/self/status` (Linux); `None` fields elsewhere.
+    pub fn read() -> Self {
+        // Clock ticks per second: 100 on every Linux platform Rust targets (USER_HZ).
+        const CLK_TCK: f64 = 100.0;
+        let cpu_seconds = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| {
+                // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+                let rest = &s[s.rfind(')')? + 2..];
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+                Some(ticks as f64 / CLK_TCK)
+            });
+        let resident_bytes = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+                let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kib * 1024)
+            });
+        Self {
+            cpu_seconds,
+            resident_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.tick(Duration::from_micros(300), Duration::from_millis(16));
+        m.tick(Duration::from_millis(20), Duration::from_millis(16));
+        m.connection(Transport::Ws, Role::Player, 1);
+        m.frame_out(Transport::Ws, 100, true);
+        m.reject(Rejection::BadToken);
+        let text = m.render(3);
+        for line in [
+            "tickwire_rooms 3",
+            "tickwire_tick_duration_seconds_bucket{le=\"0.0005\"} 1",
+            "tickwire_tick_duration_seconds_bucket{le=\"+Inf\"} 2",
+            "tickwire_tick_duration_seconds_count 2",
+            "tickwire_tick_overruns_total 1",
+            "tickwire_connections{transport=\"ws\",role=\"player\"} 1",
+            "tickwire_frames_out_total{transport=\"ws\"} 1",
+            "tickwire_bytes_out_total{transport=\"ws\"} 100",
+            "tickwire_rejections_total{reason=\"bad_token\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(text.contains("process_resident_memory_bytes "));
+        assert!(text.contains("process_cpu_seconds_total "));
+    }
+}

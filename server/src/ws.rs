@@ -1,0 +1,441 @@
+//! WebSocket sessions: players (`GET /api/rooms/{id}/ws`) and spectators (`?spectate=1`).
+//!
+//! One task per connection. It reads the `Hello`, joins or resumes through the room, sends the
+//! `Welcome`, then loops: whenever the room publishes, it sends the newest frame (a small header
+//! with this player's acknowledged input sequence in front of the room's shared delta); whenever
+//! the client speaks, it forwards inputs to the room's bounded per-player queue. A slow reader
+//! blocks only its own task, which then skips to the newest send — conflation, no queue.
+//!
+//! Every way out ends with a close frame that has a [`close`] code and a reason.
+
+use crate::App;
+use crate::fanout::Published;
+use crate::metrics::{Rejection, Role, Transport};
+use crate::room::{JoinError, Joined, Room};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use game_core::codec::{self, CodecError};
+use game_core::delta::Encoder;
+use game_core::protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, close};
+use game_core::{NetId, Snapshot};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Query string of the WebSocket endpoint.
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    /// `1` or `true`: a read-only spectator.
+    pub spectate: Option<String>,
+}
+
+/// `GET /api/rooms/{id}/ws`: upgrades to a player or spectator session.
+pub async fn upgrade(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Query(q): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(room) = app.registry.get(&id) else {
+        return crate::api::AppError::room_not_found(&id).into_response();
+    };
+    let Ok(permit) = app.connections.clone().try_acquire_owned() else {
+        app.metrics.reject(Rejection::TooManyConnections);
+        return crate::api::AppError::too_many_connections().into_response();
+    };
+    let role = match q.spectate.as_deref() {
+        Some("1" | "true" | "") => Role::Spectator,
+        _ => Role::Player,
+    };
+    let limit = app.cfg.max_message_bytes;
+    let tracker = app.tracker.clone();
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .write_buffer_size(16 * 1024)
+        .max_write_buffer_size(codec::SERVER_MSG_LIMIT + 64 * 1024)
+        .on_upgrade(move |socket| {
+            tracker.track_future(async move {
+                let _permit = permit;
+                Session::new(app, room, role, socket).run().await;
+            })
+        })
+}
+
+/// Why a session ends: the close frame it gets.
+struct Close(u16, String);
+
+impl Close {
+    fn new(code: u16, reason: impl Into<String>) -> Self {
+        Self(code, reason.into())
+    }
+}
+
+struct Session {
+    app: App,
+    room: Room,
+    role: Role,
+    socket: WebSocket,
+    encoder: Encoder,
+    started: Instant,
+}
+
+impl Session {
+    fn new(app: App, room: Room, role: Role, socket: WebSocket) -> Self {
+        Self {
+            app,
+            room,
+            role,
+            socket,
+            encoder: Encoder::new(),
+            started: Instant::now(),
+        }
+    }
+
+    async fn run(mut self) {
+        let metrics = self.app.metrics.clone();
+        metrics.connection(Transport::Ws, self.role, 1);
+        let spectators = (self.role == Role::Spectator).then(|| SpectatorGuard::new(&self.room));
+        let outcome = self.serve().await.or_else(|| {
+            // A write cut short by shutdown still owes the client its reason.
+            self.app
+                .shutdown
+                .is_cancelled()
+                .then(|| Close::new(close::GOING_AWAY, "the server is shutting down"))
+        });
+        drop(spectators);
+        metrics.connection(Transport::Ws, self.role, -1);
+        if let Some(Close(code, reason)) = outcome {
+            tracing::debug!(room = %self.room.id(), code, reason, "closing websocket");
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let bye = self.socket.send(Message::Close(Some(frame)));
+            let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
+        }
+    }
+
+    /// The whole session; `Some` is the close frame to send, `None` a client already gone.
+    async fn serve(&mut self) -> Option<Close> {
+        let wait = Duration::from_millis(self.app.cfg.handshake_timeout_ms);
+        let hello = tokio::select! {
+            _ = self.app.shutdown.cancelled() => return Some(Close::new(close::GOING_AWAY, "the server is shutting down")),
+            r = tokio::time::timeout(wait, self.socket.recv()) => match r {
+                Err(_) => {
+                    self.app.metrics.reject(Rejection::HandshakeTimeout);
+                    return Some(Close::new(close::HANDSHAKE_TIMEOUT, "no Hello within the handshake timeout"));
+                }
+                Ok(msg) => self.decode(msg)?,
+            },
+        };
+        let hello = match hello {
+            Ok(msg) => msg,
+            Err(close) => return Some(close),
+        };
+        let ClientMsg::Hello {
+            version,
+            name,
+            token,
+            last_tick,
+        } = hello
+        else {
+            self.app.metrics.reject(Rejection::Malformed);
+            return Some(Close::new(
+                close::PROTOCOL_ERROR,
+                "the first message must be Hello",
+            ));
+        };
+        if version != PROTOCOL_VERSION {
+            self.app.metrics.reject(Rejection::VersionMismatch);
+            return Some(Close::new(
+                close::VERSION_MISMATCH,
+                format!(
+                    "protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
+                ),
+            ));
+        }
+        let joined = match (self.role, token) {
+            (Role::Spectator, _) => None,
+            (Role::Player, Some(token)) => Some(self.room.resume(token).await),
+            (Role::Player, None) => Some(self.room.join(clean_name(&name)).await),
+        };
+        let joined = match joined.transpose() {
+            Ok(j) => j,
+            Err(e) => {
+                let (code, why) = match e {
+                    JoinError::Full => (close::ROOM_FULL, Rejection::RoomFull),
+                    JoinError::BadToken => (close::BAD_TOKEN, Rejection::BadToken),
+                    JoinError::Closed => {
+                        return Some(Close::new(close::ROOM_CLOSED, e.to_string()));
+                    }
+                };
+                self.app.metrics.reject(why);
+                return Some(Close::new(code, e.to_string()));
+            }
+        };
+        let welcome = ServerMsg::Welcome {
+            version: PROTOCOL_VERSION,
+            room: self.room.id().to_owned(),
+            entity: joined.as_ref().map_or(0, |j| j.ship),
+            token: joined.as_ref().map(|j| j.token),
+            tick_rate: self.room.tick_rate(),
+            send_rate: self.room.send_rate(),
+            tick: self
+                .room
+                .stats()
+                .tick
+                .load(std::sync::atomic::Ordering::Relaxed),
+            arena: self.room.arena().clone(),
+        };
+        self.send(codec::encode_server(&welcome)).await?;
+        let have = last_tick.and_then(|t| self.room.baseline(t));
+        let close = self.stream(joined.as_ref(), have).await;
+        if let (Some(j), Some(Close(close::NORMAL, _))) = (&joined, &close) {
+            self.room.leave(j.ship, j.token).await;
+        }
+        close
+    }
+
+    /// Frames out, messages in, pings, until something ends the session.
+    async fn stream(
+        &mut self,
+        joined: Option<&Joined>,
+        mut have: Option<Arc<Snapshot>>,
+    ) -> Option<Close> {
+        let mut rx = self.room.subscribe();
+        rx.mark_changed();
+        let ping_every = Duration::from_secs(self.app.cfg.ping_interval_secs);
+        let idle_after = Duration::from_secs(self.app.cfg.idle_timeout_secs);
+        let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        let mut last_heard = Instant::now();
+        let ship = joined.map(|j| j.ship);
+        let replaced = joined.map(|j| j.replaced.clone()).unwrap_or_default();
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.app.shutdown.cancelled() => {
+                    return Some(Close::new(close::GOING_AWAY, "the server is shutting down"));
+                }
+                _ = replaced.cancelled() => {
+                    return Some(Close::new(close::REPLACED, "this session was resumed by another connection"));
+                }
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        return Some(Close::new(close::ROOM_CLOSED, "the room closed"));
+                    }
+                    let published = rx.borrow_and_update().clone();
+                    if let Some((code, reason)) = &published.closing {
+                        return Some(Close::new(*code, reason.clone()));
+                    }
+                    self.send_frame(&published, have.as_deref(), ship).await?;
+                    have = Some(published.snapshot.clone());
+                }
+                msg = self.socket.recv() => {
+                    last_heard = Instant::now();
+                    let msg = match self.decode(msg)? {
+                        Ok(msg) => msg,
+                        Err(close) => return Some(close),
+                    };
+                    if let Some(close) = self.handle(msg, joined).await? {
+                        return Some(close);
+                    }
+                }
+                _ = pings.tick() => {
+                    if last_heard.elapsed() >= idle_after {
+                        self.app.metrics.reject(Rejection::IdleTimeout);
+                        return Some(Close::new(close::IDLE_TIMEOUT, "nothing heard from the client for too long"));
+                    }
+                    let nanos = self.started.elapsed().as_nanos() as u64;
+                    self.send_raw(Message::Ping(nanos.to_le_bytes().to_vec().into())).await?;
+                }
+            }
+        }
+    }
+
+    /// Sends the frame that brings a client holding `have` to `published` (nothing if it is
+    /// there already); `None` when the client is gone.
+    async fn send_frame(
+        &mut self,
+        published: &Published,
+        have: Option<&Snapshot>,
+        ship: Option<NetId>,
+    ) -> Option<()> {
+        let Some(payload) = published.payload_for(have, &mut self.encoder) else {
+            return Some(());
+        };
+        let ack = ship.map_or(0, |s| published.ack_for(s));
+        let bytes = published.frame_bytes(&payload, ack);
+        let len = bytes.len();
+        self.send_raw(Message::Binary(bytes)).await?;
+        self.app
+            .metrics
+            .frame_out(Transport::Ws, len, payload.base.is_none());
+        Some(())
+    }
+
+    /// Handles one client message; `Some(Some(close))` ends the session.
+    async fn handle(&mut self, msg: ClientMsg, joined: Option<&Joined>) -> Option<Option<Close>> {
+        match msg {
+            ClientMsg::Input { seq, input } => {
+                let Some(j) = joined else {
+                    self.app.metrics.reject(Rejection::SpectatorInput);
+                    return Some(Some(Close::new(
+                        close::POLICY,
+                        "spectators cannot send input",
+                    )));
+                };
+                let input = if input.is_valid() {
+                    input
+                } else {
+                    self.app.metrics.reject(Rejection::InputOutOfRange);
+                    input.sanitized()
+                };
+                match j.inputs.try_send((seq, input)) {
+                    Ok(()) => self.app.metrics.input_in(),
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                        self.app.metrics.reject(Rejection::InputQueueFull);
+                    }
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                        return Some(Some(Close::new(close::ROOM_CLOSED, "the room closed")));
+                    }
+                }
+            }
+            ClientMsg::Ping { id } => {
+                let tick = self
+                    .room
+                    .stats()
+                    .tick
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                self.send(codec::encode_server(&ServerMsg::Pong { id, tick }))
+                    .await?;
+            }
+            // The server measures round trips with WebSocket pings; an app-level Pong is fine.
+            ClientMsg::Pong { .. } => {}
+            // Room chat is delivered by the chat feature; until then a chat line is accepted
+            // (it is valid protocol) and goes nowhere.
+            ClientMsg::Chat { .. } => {}
+            ClientMsg::Leave => return Some(Some(Close::new(close::NORMAL, "left the room"))),
+            ClientMsg::Hello { .. } => {
+                self.app.metrics.reject(Rejection::Malformed);
+                return Some(Some(Close::new(
+                    close::PROTOCOL_ERROR,
+                    "Hello was already received",
+                )));
+            }
+        }
+        Some(None)
+    }
+
+    /// Turns what the socket produced into a client message (`Ok`), a close to send (`Err`), or
+    /// `None` when the client is gone. Control frames come back as a harmless `Pong`.
+    fn decode(
+        &mut self,
+        msg: Option<Result<Message, axum::Error>>,
+    ) -> Option<Result<ClientMsg, Close>> {
+        let bad = |app: &App, why, code, reason: String| {
+            app.metrics.reject(why);
+            Some(Err(Close::new(code, reason)))
+        };
+        match msg? {
+            Ok(Message::Binary(bytes)) => match codec::decode_client(&bytes) {
+                Ok(msg) => Some(Ok(msg)),
+                Err(e @ CodecError::TooBig { .. }) => {
+                    bad(&self.app, Rejection::TooBig, close::TOO_BIG, e.to_string())
+                }
+                Err(e) => bad(
+                    &self.app,
+                    Rejection::Malformed,
+                    close::PROTOCOL_ERROR,
+                    e.to_string(),
+                ),
+            },
+            Ok(Message::Text(_)) => bad(
+                &self.app,
+                Rejection::Malformed,
+                close::UNSUPPORTED_DATA,
+                "tickwire speaks binary messages".to_owned(),
+            ),
+            Ok(Message::Ping(_) | Message::Pong(_)) => Some(Ok(ClientMsg::Pong { id: 0 })),
+            Ok(Message::Close(_)) => None,
+            Err(e) => {
+                // tungstenite refuses oversized messages and frames while reading them.
+                let text = e.to_string();
+                if text.contains("too long")
+                    || text.contains("too big")
+                    || text.contains("Space limit")
+                {
+                    bad(
+                        &self.app,
+                        Rejection::TooBig,
+                        close::TOO_BIG,
+                        format!(
+                            "message larger than {} bytes",
+                            self.app.cfg.max_message_bytes
+                        ),
+                    )
+                } else {
+                    tracing::debug!(error = %e, "websocket read failed");
+                    None
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, bytes: Vec<u8>) -> Option<()> {
+        let len = bytes.len();
+        self.send_raw(Message::Binary(bytes.into())).await?;
+        self.app.metrics.bytes_out(Transport::Ws, len);
+        Some(())
+    }
+
+    /// Writes one message within the write timeout; `None` when the client cannot take it.
+    async fn send_raw(&mut self, msg: Message) -> Option<()> {
+        let limit = Duration::from_secs(self.app.cfg.write_timeout_secs);
+        tokio::select! {
+            r = tokio::time::timeout(limit, self.socket.send(msg)) => match r {
+                Ok(Ok(())) => Some(()),
+                Ok(Err(_)) => None,
+                Err(_) => {
+                    self.app.metrics.reject(Rejection::WriteTimeout);
+                    tracing::debug!(room = %self.room.id(), "client did not take a frame in time");
+                    None
+                }
+            },
+            _ = self.app.shutdown.cancelled() => None,
+        }
+    }
+}
+
+/// Counts a spectator in its room for as long as it lives.
+struct SpectatorGuard(Room);
+
+impl SpectatorGuard {
+    fn new(room: &Room) -> Self {
+        room.stats()
+            .spectators
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(room.clone())
+    }
+}
+
+impl Drop for SpectatorGuard {
+    fn drop(&mut self) {
+        self.0
+            .stats()
+            .spectators
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A display name with control characters removed, trimmed, never empty.
+fn clean_name(name: &str) -> String {
+    let name: String = name.chars().filter(|c| !c.is_control()).collect();
+    let name = name.trim();
+    if name.is_empty() {
+        "pilot".to_owned()
+    } else {
+        name.to_owned()
+    }
+}

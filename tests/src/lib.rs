@@ -1,0 +1,185 @@
+//! Helpers for tickwire's end-to-end tests: start a real server on port 0, talk to it over real
+//! sockets — HTTP with reqwest, WebSocket with tokio-tungstenite directly (for raw, even
+//! hostile, clients) or through the bots library (for honest players).
+
+use game_core::codec;
+use game_core::protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub use server::Config;
+
+/// A raw WebSocket connection to the server.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A server running in this process on an ephemeral port.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Settings for tests: the defaults with timeouts short enough to test quickly.
+pub fn test_config() -> Config {
+    Config {
+        handshake_timeout_ms: 1000,
+        shutdown_deadline_secs: 3,
+        reconnect_grace_secs: 5,
+        ..Config::default()
+    }
+}
+
+impl TestServer {
+    /// Starts a server with `cfg` (its `listen` is ignored: port 0 on loopback).
+    pub async fn start(cfg: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("local_addr: {e}"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::run(listener, cfg, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT/api/rooms/{room}/ws` plus `query`.
+    pub fn ws_url(&self, room: &str, query: &str) -> String {
+        format!("ws://{}/api/rooms/{room}/ws{query}", self.addr)
+    }
+
+    /// GETs a path and parses JSON.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = reqwest::get(format!("{}{path}", self.url()))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = r.status().as_u16();
+        (
+            status,
+            r.json()
+                .await
+                .unwrap_or_else(|e| panic!("GET {path} JSON: {e}")),
+        )
+    }
+
+    /// The value of a Prometheus sample line `name` (with labels, exactly as printed).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.url()))
+            .await
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}"))
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("GET /metrics body: {e}"));
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+    }
+
+    /// Stops the server and waits for `run` to return.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let done = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+        match done {
+            Ok(Ok(Ok(()))) => {}
+            other => panic!("server did not stop cleanly: {other:?}"),
+        }
+    }
+}
+
+/// Opens a raw WebSocket.
+pub async fn connect(url: &str) -> Ws {
+    let (ws, _) = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("connect {url}: timed out"))
+    .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    ws
+}
+
+/// Sends one client message.
+pub async fn send(ws: &mut Ws, msg: &ClientMsg) {
+    use futures_util::SinkExt;
+    ws.send(Message::Binary(codec::encode_client(msg).into()))
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+}
+
+/// A `Hello` for a new player or spectator.
+pub fn hello() -> ClientMsg {
+    ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        name: "test".into(),
+        token: None,
+        last_tick: None,
+    }
+}
+
+/// What a raw client saw next.
+#[derive(Debug)]
+pub enum Seen {
+    /// A decoded server message.
+    Msg(ServerMsg),
+    /// A close frame: code and reason.
+    Closed(u16, String),
+    /// The connection ended without a close frame.
+    Gone,
+}
+
+/// The next server message or close, skipping pings; panics after `wait`.
+pub async fn next(ws: &mut Ws, wait: Duration) -> Seen {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("nothing from the server within {wait:?}"));
+        match msg {
+            Some(Ok(Message::Binary(b))) => {
+                return Seen::Msg(
+                    codec::decode_server(&b)
+                        .unwrap_or_else(|e| panic!("server sent bad bytes: {e}")),
+                );
+            }
+            Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
+                return Seen::Closed(code.into(), reason.to_string());
+            }
+            Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return Seen::Gone,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Reads until a close frame arrives (skipping frames); returns its code and reason.
+pub async fn expect_close(ws: &mut Ws, wait: Duration) -> (u16, String) {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match next(ws, left).await {
+            Seen::Closed(code, reason) => return (code, reason),
+            Seen::Gone => panic!("connection ended without a close frame"),
+            Seen::Msg(_) => {}
+        }
+    }
+}
