@@ -118,11 +118,80 @@ impl AppError {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    /// 400 for a request that does not parse.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
-            code: "bad_request",
+            status,
+            code,
             message: message.into(),
+        }
+    }
+
+    /// 400 for a tick cursor that is not a number.
+    pub fn bad_cursor(v: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad_cursor",
+            format!("cursor {v:?} is not a tick number"),
+        )
+    }
+
+    /// 400 for a tick cursor ahead of the room.
+    pub fn cursor_in_future(since: u32, latest: u32) -> Self {
+        let message = format!("cursor {since} is ahead of the room, which is at tick {latest}");
+        Self::new(StatusCode::BAD_REQUEST, "cursor_in_future", message)
+    }
+
+    /// 401 for an unknown, expired or malformed session token.
+    pub fn bad_token() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_token",
+            "unknown or expired session token",
+        )
+    }
+
+    /// 401 for input without a token: spectators cannot send input.
+    pub fn token_required() -> Self {
+        let message =
+            "input needs a player's session token (?token=); spectators cannot send input";
+        Self::new(StatusCode::UNAUTHORIZED, "token_required", message)
+    }
+
+    /// 413 for a body over the limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    }
+
+    /// 410 when the room closed under a request.
+    pub fn room_closed() -> Self {
+        Self::new(StatusCode::GONE, "room_closed", "the room closed")
+    }
+
+    /// 503 when the server shuts down under a request.
+    pub fn shutting_down() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down",
+        )
+    }
+
+    /// The answer to a refused join.
+    pub fn join(e: crate::room::JoinError) -> Self {
+        use crate::room::JoinError;
+        match e {
+            JoinError::Full => Self::new(StatusCode::CONFLICT, "room_full", e.to_string()),
+            JoinError::BadToken => Self::bad_token(),
+            JoinError::Closed => Self::room_closed(),
         }
     }
 }
@@ -199,7 +268,7 @@ pub async fn create_room(
     body: Bytes,
 ) -> Result<(StatusCode, Json<RoomInfo>), AppError> {
     if body.len() > 1024 {
-        return Err(AppError::bad_request("the body is larger than 1024 bytes"));
+        return Err(AppError::too_large(1024));
     }
     let req: CreateRoom = if body.iter().all(u8::is_ascii_whitespace) {
         CreateRoom::default()

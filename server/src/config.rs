@@ -40,6 +40,12 @@ pub struct Config {
     pub idle_timeout_secs: u64,
     /// Seconds between WebSocket pings (liveness and server-side RTT).
     pub ping_interval_secs: u64,
+    /// Longest a long-poll request is held, in seconds (larger `wait`s are capped).
+    pub long_poll_max_wait_secs: u64,
+    /// Seconds between SSE keep-alive comments.
+    pub sse_keepalive_secs: u64,
+    /// The `retry:` hint SSE clients get, in milliseconds.
+    pub sse_retry_ms: u64,
     /// Largest message a client may send, in bytes.
     pub max_message_bytes: usize,
     /// Open connections the server accepts in total.
@@ -76,6 +82,9 @@ impl Default for Config {
             write_timeout_secs: 20,
             idle_timeout_secs: 60,
             ping_interval_secs: 5,
+            long_poll_max_wait_secs: 30,
+            sse_keepalive_secs: 15,
+            sse_retry_ms: 2000,
             max_message_bytes: game_core::codec::CLIENT_MSG_LIMIT,
             max_connections: 50_000,
             tcp_send_buffer: 64 * 1024,
@@ -143,6 +152,9 @@ impl Config {
             || self.idle_timeout_secs == 0
         {
             return bad("timeouts must be positive");
+        }
+        if self.sse_keepalive_secs == 0 || self.sse_retry_ms == 0 {
+            return bad("sse_keepalive_secs and sse_retry_ms must be positive");
         }
         if self.ping_interval_secs == 0 || self.ping_interval_secs >= self.idle_timeout_secs {
             return bad("ping_interval_secs must be positive and below idle_timeout_secs");
@@ -216,6 +228,15 @@ pub struct Flags {
     /// Seconds between WebSocket pings [default: 5].
     #[arg(long, env = "TICKWIRE_PING_INTERVAL_SECS")]
     pub ping_interval_secs: Option<u64>,
+    /// Longest long-poll hold in seconds [default: 30].
+    #[arg(long, env = "TICKWIRE_LONG_POLL_MAX_WAIT_SECS")]
+    pub long_poll_max_wait_secs: Option<u64>,
+    /// Seconds between SSE keep-alive comments [default: 15].
+    #[arg(long, env = "TICKWIRE_SSE_KEEPALIVE_SECS")]
+    pub sse_keepalive_secs: Option<u64>,
+    /// SSE retry hint in milliseconds [default: 2000].
+    #[arg(long, env = "TICKWIRE_SSE_RETRY_MS")]
+    pub sse_retry_ms: Option<u64>,
     /// Largest client message in bytes [default: 1024].
     #[arg(long, env = "TICKWIRE_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: Option<usize>,
@@ -280,6 +301,9 @@ impl Flags {
             write_timeout_secs,
             idle_timeout_secs,
             ping_interval_secs,
+            long_poll_max_wait_secs,
+            sse_keepalive_secs,
+            sse_retry_ms,
             max_message_bytes,
             max_connections,
             tcp_send_buffer,

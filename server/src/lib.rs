@@ -7,14 +7,23 @@
 //!
 //! - [`config`]: settings and limits. [`metrics`]: counters and `/metrics`.
 //! - [`registry`] and [`room`]: rooms and their tick loop. [`fanout`]: frames for each client.
-//! - [`ws`]: WebSocket players and spectators. [`api`]: the JSON API.
+//! - [`follow`]: the pull loop every transport shares; [`render`]: binary records and JSON.
+//! - [`ws`]: WebSocket players and spectators; [`sse`], [`stream`], [`poll`]: the HTTP push
+//!   techniques; [`http_player`]: joining and sending input without WebSocket.
+//! - [`api`]: the JSON API.
 
 pub mod api;
 pub mod config;
 pub mod fanout;
+pub mod follow;
+pub mod http_player;
 pub mod metrics;
+pub mod poll;
 pub mod registry;
+pub mod render;
 pub mod room;
+pub mod sse;
+pub mod stream;
 pub mod ws;
 
 pub use config::{Config, Flags};
@@ -45,6 +54,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Counts long-lived tasks so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// Players who joined over HTTP, by token.
+    pub http_players: Arc<http_player::HttpPlayers>,
     /// One permit per open long-lived connection (`max_connections`). A request that finds
     /// none left is refused at once with 503; nobody waits on it.
     pub connections: Arc<Semaphore>,
@@ -59,6 +70,11 @@ pub fn router(app: App) -> Router {
         .route("/api/rooms", get(api::list_rooms).post(api::create_room))
         .route("/api/rooms/{id}", get(api::get_room))
         .route("/api/rooms/{id}/ws", get(ws::upgrade))
+        .route("/api/rooms/{id}/sse", get(sse::sse))
+        .route("/api/rooms/{id}/stream", get(stream::stream))
+        .route("/api/rooms/{id}/poll", get(poll::poll))
+        .route("/api/rooms/{id}/join", post(http_player::join))
+        .route("/api/rooms/{id}/input", post(http_player::input))
         .route("/api/matchmake", post(api::matchmake))
         .with_state(app)
 }
@@ -91,7 +107,23 @@ pub async fn run(
         metrics,
         shutdown: token.clone(),
         tracker: tracker.clone(),
+        http_players: Arc::default(),
     };
+    // Drops HTTP player sessions nobody has used for the idle timeout.
+    let (players, idle, stop) = (
+        app.http_players.clone(),
+        Duration::from_secs(cfg.idle_timeout_secs),
+        token.clone(),
+    );
+    tracker.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = every.tick() => players.reap(idle),
+            }
+        }
+    });
     tracing::info!(addr = %listener.local_addr()?, "tickwire listening");
     let send_buffer = cfg.tcp_send_buffer;
     let listener = listener.tap_io(move |tcp| {

@@ -9,18 +9,15 @@
 //! Every way out ends with a close frame that has a [`close`] code and a reason.
 
 use crate::App;
-use crate::fanout::Published;
+use crate::follow::{Follower, Next, Presence};
 use crate::metrics::{Rejection, Role, Transport};
 use crate::room::{JoinError, Joined, Room};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use game_core::codec::{self, CodecError};
-use game_core::delta::Encoder;
 use game_core::protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, close};
-use game_core::{NetId, Snapshot};
 use serde::Deserialize;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -77,7 +74,6 @@ struct Session {
     room: Room,
     role: Role,
     socket: WebSocket,
-    encoder: Encoder,
     started: Instant,
 }
 
@@ -88,15 +84,17 @@ impl Session {
             room,
             role,
             socket,
-            encoder: Encoder::new(),
             started: Instant::now(),
         }
     }
 
     async fn run(mut self) {
-        let metrics = self.app.metrics.clone();
-        metrics.connection(Transport::Ws, self.role, 1);
-        let spectators = (self.role == Role::Spectator).then(|| SpectatorGuard::new(&self.room));
+        let presence = Presence::new(
+            self.app.metrics.clone(),
+            Transport::Ws,
+            self.role,
+            &self.room,
+        );
         let outcome = self.serve().await.or_else(|| {
             // A write cut short by shutdown still owes the client its reason.
             self.app
@@ -104,8 +102,7 @@ impl Session {
                 .is_cancelled()
                 .then(|| Close::new(close::GOING_AWAY, "the server is shutting down"))
         });
-        drop(spectators);
-        metrics.connection(Transport::Ws, self.role, -1);
+        drop(presence);
         if let Some(Close(code, reason)) = outcome {
             tracing::debug!(room = %self.room.id(), code, reason, "closing websocket");
             let frame = CloseFrame {
@@ -190,8 +187,12 @@ impl Session {
             arena: self.room.arena().clone(),
         };
         self.send(codec::encode_server(&welcome)).await?;
-        let have = last_tick.and_then(|t| self.room.baseline(t));
-        let close = self.stream(joined.as_ref(), have).await;
+        // A cursor ahead of the room is the client's mistake; a keyframe puts it right.
+        let ship = joined.as_ref().map(|j| j.ship);
+        let follower = Follower::new(self.room.clone(), last_tick, ship)
+            .or_else(|_| Follower::new(self.room.clone(), None, ship))
+            .ok()?;
+        let close = self.stream(joined.as_ref(), follower).await;
         if let (Some(j), Some(Close(close::NORMAL, _))) = (&joined, &close) {
             self.room.leave(j.ship, j.token).await;
         }
@@ -199,18 +200,11 @@ impl Session {
     }
 
     /// Frames out, messages in, pings, until something ends the session.
-    async fn stream(
-        &mut self,
-        joined: Option<&Joined>,
-        mut have: Option<Arc<Snapshot>>,
-    ) -> Option<Close> {
-        let mut rx = self.room.subscribe();
-        rx.mark_changed();
+    async fn stream(&mut self, joined: Option<&Joined>, mut follower: Follower) -> Option<Close> {
         let ping_every = Duration::from_secs(self.app.cfg.ping_interval_secs);
         let idle_after = Duration::from_secs(self.app.cfg.idle_timeout_secs);
         let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         let mut last_heard = Instant::now();
-        let ship = joined.map(|j| j.ship);
         let replaced = joined.map(|j| j.replaced.clone()).unwrap_or_default();
         loop {
             tokio::select! {
@@ -221,17 +215,18 @@ impl Session {
                 _ = replaced.cancelled() => {
                     return Some(Close::new(close::REPLACED, "this session was resumed by another connection"));
                 }
-                changed = rx.changed() => {
-                    if changed.is_err() {
-                        return Some(Close::new(close::ROOM_CLOSED, "the room closed"));
+                next = follower.next(&self.app.shutdown) => match next {
+                    Next::Frame { published, payload, .. } => {
+                        let bytes = published.frame_bytes(&payload, follower.ack(&published));
+                        let len = bytes.len();
+                        self.send_raw(Message::Binary(bytes)).await?;
+                        self.app.metrics.frame_out(Transport::Ws, len, payload.base.is_none());
                     }
-                    let published = rx.borrow_and_update().clone();
-                    if let Some((code, reason)) = &published.closing {
-                        return Some(Close::new(*code, reason.clone()));
+                    Next::Closed(code, reason) => return Some(Close::new(code, reason)),
+                    Next::Shutdown => {
+                        return Some(Close::new(close::GOING_AWAY, "the server is shutting down"));
                     }
-                    self.send_frame(&published, have.as_deref(), ship).await?;
-                    have = Some(published.snapshot.clone());
-                }
+                },
                 msg = self.socket.recv() => {
                     last_heard = Instant::now();
                     let msg = match self.decode(msg)? {
@@ -252,27 +247,6 @@ impl Session {
                 }
             }
         }
-    }
-
-    /// Sends the frame that brings a client holding `have` to `published` (nothing if it is
-    /// there already); `None` when the client is gone.
-    async fn send_frame(
-        &mut self,
-        published: &Published,
-        have: Option<&Snapshot>,
-        ship: Option<NetId>,
-    ) -> Option<()> {
-        let Some(payload) = published.payload_for(have, &mut self.encoder) else {
-            return Some(());
-        };
-        let ack = ship.map_or(0, |s| published.ack_for(s));
-        let bytes = published.frame_bytes(&payload, ack);
-        let len = bytes.len();
-        self.send_raw(Message::Binary(bytes)).await?;
-        self.app
-            .metrics
-            .frame_out(Transport::Ws, len, payload.base.is_none());
-        Some(())
     }
 
     /// Handles one client message; `Some(Some(close))` ends the session.
@@ -408,29 +382,8 @@ impl Session {
     }
 }
 
-/// Counts a spectator in its room for as long as it lives.
-struct SpectatorGuard(Room);
-
-impl SpectatorGuard {
-    fn new(room: &Room) -> Self {
-        room.stats()
-            .spectators
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Self(room.clone())
-    }
-}
-
-impl Drop for SpectatorGuard {
-    fn drop(&mut self) {
-        self.0
-            .stats()
-            .spectators
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 /// A display name with control characters removed, trimmed, never empty.
-fn clean_name(name: &str) -> String {
+pub fn clean_name(name: &str) -> String {
     let name: String = name.chars().filter(|c| !c.is_control()).collect();
     let name = name.trim();
     if name.is_empty() {

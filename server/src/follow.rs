@@ -1,0 +1,220 @@
+//! Following a room: the pull loop every transport shares.
+//!
+//! A [`Follower`] holds what its client last received (an `Arc<Snapshot>`) and waits on the
+//! room's `watch` channel for anything newer; [`Follower::next`] then returns the newest send
+//! with the payload that takes this client there — the room's shared delta, a delta of its own
+//! after skipped sends, or a keyframe (see [`crate::fanout`]). WebSocket, SSE, HTTP streaming
+//! and polling differ only in how they write the result, so resume-by-tick and conflation work
+//! the same everywhere.
+//!
+//! [`Presence`] counts a live client in `/metrics` (by transport and role) and, for spectators,
+//! in its room, for exactly as long as it lives.
+
+use crate::api::AppError;
+use crate::fanout::{Payload, Published};
+use crate::metrics::{Metrics, Role, Transport};
+use crate::room::Room;
+use game_core::delta::Encoder;
+use game_core::protocol::close;
+use game_core::{NetId, Snapshot};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// What a follower has to deliver next.
+pub enum Next {
+    /// A newer send and the payload that reaches it from what the client holds.
+    Frame {
+        /// The send.
+        published: Arc<Published>,
+        /// The bytes to deliver.
+        payload: Payload,
+        /// What the client held before (the payload's baseline; `None` for a keyframe).
+        from: Option<Arc<Snapshot>>,
+    },
+    /// The room is closing or gone: the code and reason to pass on.
+    Closed(u16, String),
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// One client's position in a room's stream of sends.
+pub struct Follower {
+    room: Room,
+    rx: watch::Receiver<Arc<Published>>,
+    have: Option<Arc<Snapshot>>,
+    encoder: Encoder,
+    ship: Option<NetId>,
+}
+
+impl Follower {
+    /// Follows `room` from tick `since` (`None`: from a keyframe). A `since` ahead of the room
+    /// is refused; one that left the history (or never was a send) gets a keyframe.
+    pub fn new(room: Room, since: Option<u32>, ship: Option<NetId>) -> Result<Self, AppError> {
+        let rx = room.subscribe();
+        let latest = rx.borrow().tick;
+        if let Some(t) = since
+            && t > latest
+        {
+            return Err(AppError::cursor_in_future(t, latest));
+        }
+        let have = since.and_then(|t| room.baseline(t));
+        Ok(Self {
+            room,
+            rx,
+            have,
+            encoder: Encoder::new(),
+            ship,
+        })
+    }
+
+    /// The room followed.
+    pub fn room(&self) -> &Room {
+        &self.room
+    }
+
+    /// The tick of what the client holds, the cursor it resumes from.
+    pub fn cursor(&self) -> Option<u32> {
+        self.have.as_ref().map(|s| s.tick)
+    }
+
+    /// The acknowledged input sequence of this follower's player in `published` (0: spectator).
+    pub fn ack(&self, published: &Published) -> u32 {
+        self.ship.map_or(0, |s| published.ack_for(s))
+    }
+
+    /// Whether something newer than the client's state has been published (or the room closed).
+    pub fn ready(&self) -> bool {
+        let p = self.rx.borrow();
+        p.closing.is_some() || self.cursor() != Some(p.tick)
+    }
+
+    /// Waits for a send newer than what the client holds, and counts it as delivered. Cancel
+    /// safe: nothing changes until it returns.
+    pub async fn next(&mut self, shutdown: &CancellationToken) -> Next {
+        loop {
+            let published = self.rx.borrow_and_update().clone();
+            if let Some((code, reason)) = &published.closing {
+                return Next::Closed(*code, reason.clone());
+            }
+            if let Some(payload) = published.payload_for(self.have.as_deref(), &mut self.encoder) {
+                let from = self.have.replace(published.snapshot.clone());
+                let from = if payload.base.is_some() { from } else { None };
+                return Next::Frame {
+                    published,
+                    payload,
+                    from,
+                };
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Next::Shutdown,
+                changed = self.rx.changed() => {
+                    if changed.is_err() {
+                        return Next::Closed(close::ROOM_CLOSED, "the room closed".to_owned());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Counts one live client for as long as it exists.
+pub struct Presence {
+    metrics: Arc<Metrics>,
+    transport: Transport,
+    role: Role,
+    room: Option<Room>,
+}
+
+impl Presence {
+    /// Counts a client of `room` now; uncounts it on drop.
+    pub fn new(metrics: Arc<Metrics>, transport: Transport, role: Role, room: &Room) -> Self {
+        metrics.connection(transport, role, 1);
+        let room = (role == Role::Spectator).then(|| room.clone());
+        if let Some(r) = &room {
+            r.stats().spectators.fetch_add(1, Relaxed);
+        }
+        Self {
+            metrics,
+            transport,
+            role,
+            room,
+        }
+    }
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        self.metrics.connection(self.transport, self.role, -1);
+        if let Some(r) = &self.room {
+            r.stats().spectators.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// The query string every HTTP transport takes.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct FollowQuery {
+    /// Resume from this tick.
+    pub since: Option<String>,
+    /// A player's session token.
+    pub token: Option<String>,
+    /// `binary` (default) or `json`.
+    pub format: Option<String>,
+    /// Long polling: seconds to hold the request.
+    pub wait: Option<String>,
+}
+
+/// An HTTP client set up to follow a room.
+pub struct Opened {
+    /// Its position in the room's sends.
+    pub follower: Follower,
+    /// Its format.
+    pub format: crate::render::Format,
+    /// Its ship, for players.
+    pub ship: Option<NetId>,
+    /// Counts it while it lives.
+    pub presence: Presence,
+}
+
+/// Parses a tick cursor (`since`, `Last-Event-ID`).
+pub fn parse_cursor(v: &str) -> Result<u32, AppError> {
+    v.trim().parse().map_err(|_| AppError::bad_cursor(v))
+}
+
+/// Resolves the room, the token, the cursor and the format of an HTTP follower, or the error to
+/// answer with before anything streams.
+pub fn open(
+    app: &crate::App,
+    room_id: &str,
+    q: &FollowQuery,
+    since: Option<u32>,
+    transport: Transport,
+) -> Result<Opened, AppError> {
+    let room = app
+        .registry
+        .get(room_id)
+        .ok_or_else(|| AppError::room_not_found(room_id))?;
+    let format = crate::render::Format::parse(q.format.as_deref())?;
+    let ship = match &q.token {
+        None => None,
+        Some(t) => Some(app.http_players.ship(t, room_id).ok_or_else(|| {
+            app.metrics.reject(crate::metrics::Rejection::BadToken);
+            AppError::bad_token()
+        })?),
+    };
+    let follower = Follower::new(room.clone(), since, ship)?;
+    let role = if ship.is_some() {
+        Role::Player
+    } else {
+        Role::Spectator
+    };
+    let presence = Presence::new(app.metrics.clone(), transport, role, &room);
+    Ok(Opened {
+        follower,
+        format,
+        ship,
+        presence,
+    })
+}

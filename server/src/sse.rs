@@ -1,0 +1,132 @@
+//! Server-Sent Events: `GET /api/rooms/{id}/sse`.
+//!
+//! ```text
+//! retry: 2000                         reconnect hint for EventSource
+//! event: welcome / data: <base64 ServerMsg::Welcome>
+//! id: <tick> / event: frame / data: <base64 ServerMsg::Frame>     one per send
+//! : keep-alive                        every sse_keepalive_secs
+//! event: close / data: <base64 ServerMsg::Close>                  then the response ends
+//! ```
+//!
+//! With `?format=json` every `data:` is the JSON rendering instead. `Last-Event-ID` (sent by
+//! browsers on reconnect) or `?since=` resumes from a tick.
+
+use crate::App;
+use crate::api::AppError;
+use crate::follow::{self, FollowQuery, Next, Opened};
+use crate::metrics::Transport;
+use crate::render::{self, Format};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use game_core::protocol::{ServerMsg, close};
+use std::convert::Infallible;
+use std::time::Duration;
+
+/// `GET /api/rooms/{id}/sse`.
+pub async fn sse(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Query(q): Query<FollowQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let last_event_id = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().unwrap_or("?"));
+    let since = match last_event_id.or(q.since.as_deref()) {
+        Some(v) => Some(follow::parse_cursor(v)?),
+        None => None,
+    };
+    let permit = app.connections.clone().try_acquire_owned().map_err(|_| {
+        app.metrics
+            .reject(crate::metrics::Rejection::TooManyConnections);
+        AppError::too_many_connections()
+    })?;
+    let opened = follow::open(&app, &id, &q, since, Transport::Sse)?;
+    let retry = Duration::from_millis(app.cfg.sse_retry_ms);
+    let keepalive = Duration::from_secs(app.cfg.sse_keepalive_secs);
+    let welcome = render::welcome(opened.follower.room(), opened.ship.unwrap_or(0));
+    let first = data(
+        Event::default().retry(retry).event("welcome"),
+        &render::message(&welcome, opened.format),
+        opened.format,
+    );
+    let state = State_ {
+        app,
+        opened,
+        first: Some(first),
+        done: false,
+        _permit: permit,
+    };
+    let events = futures_util::stream::unfold(state, next_event);
+    let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(keepalive).text("keep-alive"));
+    let no_buffering = [(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    )];
+    Ok((no_buffering, sse).into_response())
+}
+
+/// Everything one SSE response holds while it streams; dropped when the client goes away.
+struct State_ {
+    app: App,
+    opened: Opened,
+    first: Option<Event>,
+    done: bool,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+async fn next_event(mut s: State_) -> Option<(Result<Event, Infallible>, State_)> {
+    if let Some(first) = s.first.take() {
+        return Some((Ok(first), s));
+    }
+    if s.done {
+        return None;
+    }
+    let format = s.opened.format;
+    let event = match s.opened.follower.next(&s.app.shutdown).await {
+        Next::Frame {
+            published,
+            payload,
+            from,
+        } => {
+            let ack = s.opened.follower.ack(&published);
+            let bytes = render::frame(&published, &payload, from.as_deref(), ack, format);
+            s.app
+                .metrics
+                .frame_out(Transport::Sse, bytes.len(), payload.base.is_none());
+            data(
+                Event::default()
+                    .id(published.tick.to_string())
+                    .event("frame"),
+                &bytes,
+                format,
+            )
+        }
+        Next::Closed(code, reason) => closing(&mut s, code, reason),
+        Next::Shutdown => closing(
+            &mut s,
+            close::GOING_AWAY,
+            "the server is shutting down".to_owned(),
+        ),
+    };
+    Some((Ok(event), s))
+}
+
+fn closing(s: &mut State_, code: u16, reason: String) -> Event {
+    s.done = true;
+    let msg = render::message(&ServerMsg::Close { code, reason }, s.opened.format);
+    data(Event::default().event("close"), &msg, s.opened.format)
+}
+
+/// Puts a message in an event's `data:` — base64 for the binary format, as is for JSON.
+fn data(event: Event, msg: &Bytes, format: Format) -> Event {
+    match format {
+        Format::Binary => event.data(STANDARD.encode(msg)),
+        Format::Json => event.data(String::from_utf8_lossy(msg)),
+    }
+}
