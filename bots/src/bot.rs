@@ -1,14 +1,16 @@
 //! A headless bot: one player (or spectator) that plays with the AI pilot and measures.
 //!
 //! The same [`Pilot`] that flies the server's filler ships flies the bot, from the bot's
-//! verified replica (STYLE §8: bots are players). A [`Bot`] connects, then runs one
-//! `tokio::select!` loop per connection over: the reader's next event, an input every tick at
-//! the welcome's tick rate, a ping every `ping_interval`, the end of the run and the caller's
-//! stop signal. Transport failures and desyncs reconnect with the session token (a desync
-//! asks for a keyframe), up to `max_reconnects`; a close the server chose ends the run.
+//! verified replica (STYLE §8: bots are players). A [`Bot`] opens a session over its
+//! [`Transport`] (any of the five), then runs one `tokio::select!` loop per session over: the
+//! follower's next event, an input every tick at the welcome's tick rate, a ping every
+//! `ping_interval` (WebSocket only), the end of the run and the caller's stop signal.
+//! Transport failures and desyncs reopen the session with its token and the replica's tick (a
+//! desync asks for a keyframe) after a jittered, growing delay ([`Backoff`]), up to
+//! `max_reconnects` times; a close or refusal the server chose ends the run.
 //!
-//! At the end it stops sending, waits up to `drain` for the ack of its last input, leaves,
-//! and returns a [`BotReport`].
+//! At the end it stops sending, waits up to `drain` for the ack of its last input, leaves
+//! (over HTTP: posts what is queued), and returns a [`BotReport`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,16 +23,20 @@ use tokio::time::{
     Instant, MissedTickBehavior, interval, interval_at, sleep, sleep_until, timeout_at,
 };
 
+use crate::backoff::Backoff;
 use crate::endpoint::Role;
 use crate::error::{ClientError, Recovery};
+use crate::options::{ConnectOptions, Resume, Welcome};
 use crate::stats::Stats;
-use crate::ws::{ConnectOptions, Connection, Reader, Resume, Welcome, Writer, connect};
+use crate::transport::{Follower, Sender, Session, Transport, open};
 
 /// How a bot behaves.
 #[derive(Clone, Debug)]
 pub struct BotConfig {
     /// Where to connect, as whom, with which timeouts. A spectator sends no inputs.
     pub connect: ConnectOptions,
+    /// How: WebSocket (the default) or one of the HTTP transports.
+    pub transport: Transport,
     /// How long to play; `None` until the stop signal.
     pub duration: Option<Duration>,
     /// The pilot's personality (seed of its randomness).
@@ -41,22 +47,27 @@ pub struct BotConfig {
     pub drain: Duration,
     /// Reconnect attempts allowed over the whole run.
     pub max_reconnects: u32,
-    /// Pause before each reconnect attempt.
+    /// The first reconnect's backoff window: the pause is drawn from its upper half, and the
+    /// window doubles with each failed attempt (see [`Backoff`]).
     pub reconnect_delay: Duration,
+    /// The largest backoff window.
+    pub reconnect_delay_max: Duration,
 }
 
 impl BotConfig {
-    /// A bot for `connect`: runs until stopped, pings every second, drains for 2 s, and
-    /// reconnects up to 5 times, 200 ms apart.
+    /// A bot for `connect` over WebSocket: runs until stopped, pings every second, drains for
+    /// 2 s, and reconnects up to 5 times, after 100–200 ms, then growing up to 5 s.
     pub fn new(connect: ConnectOptions) -> Self {
         Self {
             connect,
+            transport: Transport::Ws,
             duration: None,
             seed: 0,
             ping_interval: Duration::from_secs(1),
             drain: Duration::from_secs(2),
             max_reconnects: 5,
             reconnect_delay: Duration::from_millis(200),
+            reconnect_delay_max: Duration::from_secs(5),
         }
     }
 }
@@ -108,8 +119,8 @@ impl Bot {
     /// Plays until the duration is over or `stop` completes, then drains and leaves.
     ///
     /// Fails only if the first connection fails (so a test sees e.g. a refused handshake as
-    /// [`ClientError::Refused`]); later failures end the run and are in
-    /// [`BotReport::error`].
+    /// [`ClientError::Refused`], or an HTTP refusal as [`ClientError::Api`]); later failures
+    /// end the run and are in [`BotReport::error`].
     pub async fn run(
         mut self,
         stop: impl Future<Output = ()> + Send,
@@ -118,29 +129,37 @@ impl Bot {
         let stop = std::pin::pin!(stop);
         let mut stop: StopSignal<'_> = stop;
         let mut resume = Resume::default();
-        let mut conn = connect(&self.config.connect, resume).await?;
+        let transport = self.config.transport;
+        let mut session = open(&self.config.connect, transport, resume).await?;
+        let mut backoff = Backoff::new(
+            self.config.reconnect_delay,
+            self.config.reconnect_delay_max,
+            self.config.seed,
+        );
         let mut reconnects_left = self.config.max_reconnects;
         let mut entity;
         let error = 'session: loop {
-            let Connection {
+            let Session {
                 welcome,
-                mut writer,
-                mut reader,
-            } = conn;
+                mut follower,
+                mut sender,
+                ..
+            } = session;
             entity = welcome.entity;
             resume.token = welcome.token.or(resume.token);
             let result = self
-                .play(&welcome, &mut writer, &mut reader, stop.as_mut(), end)
+                .play(&welcome, &mut sender, &mut follower, stop.as_mut(), end)
                 .await;
-            resume.next_seq = writer.last_seq() + 1;
+            resume.next_seq = sender.last_seq() + 1;
             let Err(mut err) = result else {
-                self.drain(writer, reader).await;
+                self.drain(sender, follower).await;
                 break None;
             };
-            // Dropping both halves closes the socket (the writer task sends a close frame).
-            drop((writer, reader));
+            // Dropping both halves closes the connection (a WebSocket writer sends a close
+            // frame; an HTTP input poster posts what it holds and stops).
+            drop((sender, follower));
             // Reconnect until one works, the budget is spent, or it is time to stop.
-            conn = loop {
+            session = loop {
                 match err.recovery() {
                     Recovery::GiveUp => break 'session Some(err),
                     _ if reconnects_left == 0 => break 'session Some(err),
@@ -148,22 +167,24 @@ impl Bot {
                     Recovery::Resume => {}
                 }
                 reconnects_left -= 1;
-                tracing::debug!("bot reconnecting after: {err}");
+                let delay = backoff.next_delay();
+                tracing::debug!("bot reconnecting over {transport} in {delay:?} after: {err}");
                 tokio::select! {
-                    () = sleep(self.config.reconnect_delay) => {}
+                    () = sleep(delay) => {}
                     () = stop.as_mut() => break 'session None,
                     () = until(end) => break 'session None,
                 }
                 resume.last_tick = self.replica.tick();
                 let attempt = tokio::select! {
-                    attempt = connect(&self.config.connect, resume) => attempt,
+                    attempt = open(&self.config.connect, transport, resume) => attempt,
                     () = stop.as_mut() => break 'session None,
                     () = until(end) => break 'session None,
                 };
                 match attempt {
-                    Ok(c) => {
+                    Ok(s) => {
                         self.stats.reconnects += 1;
-                        break c;
+                        backoff.reset();
+                        break s;
                     }
                     Err(e) => err = e,
                 }
@@ -181,13 +202,13 @@ impl Bot {
         }
     }
 
-    /// One connection's loop: `Ok` at the end of the run or on the stop signal, `Err` when
-    /// the connection fails.
+    /// One session's loop: `Ok` at the end of the run or on the stop signal, `Err` when the
+    /// session fails.
     async fn play(
         &mut self,
         welcome: &Welcome,
-        writer: &mut Writer,
-        reader: &mut Reader,
+        sender: &mut Sender,
+        follower: &mut Follower,
         mut stop: StopSignal<'_>,
         end: Option<Instant>,
     ) -> Result<(), ClientError> {
@@ -198,14 +219,15 @@ impl Bot {
         let mut pings = interval(self.config.ping_interval);
         pings.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let plays = self.config.connect.role() == Role::Player;
+        let pinging = sender.can_ping();
         let mut end = std::pin::pin!(until(end));
         loop {
             // Branch bodies run after the other branches' futures are dropped, so they may use
-            // the writer and the replica; `next_event` is cancel-safe.
+            // the sender and the replica; every follower's `next_event` is cancel-safe.
             tokio::select! {
                 () = stop.as_mut() => return Ok(()),
                 () = end.as_mut() => return Ok(()),
-                event = reader.next_event(&mut self.replica, &mut self.stats) => {
+                event = follower.next_event(&mut self.replica, &mut self.stats) => {
                     event?;
                 }
                 _ = inputs.tick(), if plays => {
@@ -214,25 +236,27 @@ impl Bot {
                         // No verified state yet (or after a desync): hold still.
                         None => Input::default(),
                     };
-                    writer.send_input(input).await?;
+                    sender.send_input(input).await?;
                     self.stats.inputs_sent += 1;
                 }
-                _ = pings.tick() => {
-                    writer.ping().await?;
-                    self.stats.pings_sent += 1;
+                _ = pings.tick(), if pinging => {
+                    if sender.ping().await?.is_some() {
+                        self.stats.pings_sent += 1;
+                    }
                 }
             }
         }
     }
 
-    /// The end of a run: wait (bounded) for the last input's ack, leave, read to the close.
-    async fn drain(&mut self, writer: Writer, mut reader: Reader) {
-        let last = writer.last_seq();
+    /// The end of a run: wait (bounded) for the last input's ack, leave, and over WebSocket
+    /// read to the server's close.
+    async fn drain(&mut self, sender: Sender, mut follower: Follower) {
+        let last = sender.last_seq();
         let deadline = Instant::now() + self.config.drain;
         while self.stats.highest_ack < last {
             match timeout_at(
                 deadline,
-                reader.next_event(&mut self.replica, &mut self.stats),
+                follower.next_event(&mut self.replica, &mut self.stats),
             )
             .await
             {
@@ -241,12 +265,14 @@ impl Bot {
                 Ok(Err(_)) | Err(_) => break,
             }
         }
-        if writer.leave().await.is_ok() {
+        // Only a WebSocket can say "leave" and be answered with a close.
+        let closes = matches!(sender, Sender::Ws(_));
+        if sender.leave().await.is_ok() && closes {
             let deadline = Instant::now() + self.config.drain;
             // Frames may still arrive before the server's close; a close ends the loop.
             while let Ok(Ok(_)) = timeout_at(
                 deadline,
-                reader.next_event(&mut self.replica, &mut self.stats),
+                follower.next_event(&mut self.replica, &mut self.stats),
             )
             .await
             {}

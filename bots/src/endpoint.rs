@@ -1,15 +1,20 @@
-//! Where a client connects: the room's WebSocket URL, built from the server's base URL.
+//! Where a client connects: the room's URLs, built from the server's base URL.
 //!
 //! Users and scripts name a server the way they open it in a browser (`http://127.0.0.1:8080`);
-//! the WebSocket endpoint of a room is derived from that, keeping any path prefix a reverse
-//! proxy adds:
+//! every endpoint of a room is derived from that, keeping any path prefix a reverse proxy adds:
 //!
 //! ```text
 //! http://HOST:PORT[/prefix]  →  ws://HOST:PORT[/prefix]/api/rooms/{room}/ws              (player)
 //!                            →  ws://HOST:PORT[/prefix]/api/rooms/{room}/ws?spectate=1   (spectator)
-//! https:// → wss://; ws:// and wss:// bases are taken as they are.
+//!                            →  http://HOST:PORT[/prefix]/api/rooms/{room}               (room_http_url)
+//!        room_endpoint(room, "sse" | "stream" | "poll" | "join" | "input", cursor)
+//!                            →  http://…/api/rooms/{room}/poll?since=T&wait=S&token=HEX
+//! https:// → wss://; ws:// and wss:// bases are taken as they are (and → http(s):// for HTTP).
 //! ```
 
+use std::time::Duration;
+
+use game_core::protocol::SessionToken;
 use url::Url;
 
 use crate::error::ClientError;
@@ -26,18 +31,80 @@ pub enum Role {
 
 /// The WebSocket URL of `room` on the server at `base` (see the module docs).
 pub fn room_ws_url(base: &str, room: &str, role: Role) -> Result<Url, ClientError> {
-    let bad = |reason: &str| ClientError::BadUrl {
+    let mut url = room_url(base, room, true)?;
+    url.path_segments_mut()
+        .map_err(|()| bad_url(base, "the URL cannot have a path"))?
+        .push("ws");
+    if role == Role::Spectator {
+        url.set_query(Some("spectate=1"));
+    }
+    Ok(url)
+}
+
+/// The HTTP URL of `room` on the server at `base`: `GET` it for the room's JSON, and
+/// [`room_endpoint`] adds the leaf of each HTTP transport.
+pub fn room_http_url(base: &str, room: &str) -> Result<Url, ClientError> {
+    room_url(base, room, false)
+}
+
+/// The query parameters of a request to a room's HTTP endpoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// `since=T`: the tick the client holds, so the first frame is a delta from it.
+    pub since: Option<u32>,
+    /// `wait=S` (whole seconds) on `/poll`: how long the server may hold the request.
+    pub wait: Option<Duration>,
+    /// `token=HEX`: a player's session token (frames then carry its `ack`).
+    pub token: Option<SessionToken>,
+}
+
+/// `room` (from [`room_http_url`]) with the path segment `leaf` (`sse`, `stream`, `poll`,
+/// `join`, `input`) and the query of `cursor`.
+pub fn room_endpoint(room: &Url, leaf: &str, cursor: &Cursor) -> Url {
+    let mut url = room.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.push(leaf);
+    }
+    url.set_query(None);
+    if *cursor != Cursor::default() {
+        let mut q = url.query_pairs_mut();
+        if let Some(since) = cursor.since {
+            q.append_pair("since", &since.to_string());
+        }
+        if let Some(wait) = cursor.wait {
+            q.append_pair("wait", &wait.as_secs().to_string());
+        }
+        if let Some(token) = cursor.token {
+            q.append_pair("token", &token.to_string());
+        }
+    }
+    url
+}
+
+fn bad_url(base: &str, reason: &str) -> ClientError {
+    ClientError::BadUrl {
         url: base.to_owned(),
         reason: reason.to_owned(),
-    };
+    }
+}
+
+/// `…/api/rooms/{room}` on `base`, with a WebSocket or an HTTP scheme.
+fn room_url(base: &str, room: &str, websocket: bool) -> Result<Url, ClientError> {
+    let bad = |reason: &str| bad_url(base, reason);
     if room.is_empty() {
         return Err(ClientError::InvalidArgument("the room id is empty".into()));
     }
     let mut url = Url::parse(base).map_err(|e| bad(&e.to_string()))?;
-    let scheme = match url.scheme() {
-        "http" | "ws" => "ws",
-        "https" | "wss" => "wss",
+    let secure = match url.scheme() {
+        "http" | "ws" => false,
+        "https" | "wss" => true,
         _ => return Err(bad("the scheme must be http, https, ws or wss")),
+    };
+    let scheme = match (websocket, secure) {
+        (true, false) => "ws",
+        (true, true) => "wss",
+        (false, false) => "http",
+        (false, true) => "https",
     };
     if url.host().is_none() {
         return Err(bad("no host"));
@@ -51,10 +118,7 @@ pub fn room_ws_url(base: &str, room: &str, role: Role) -> Result<Url, ClientErro
         .map_err(|()| bad("the URL cannot have a path"))?
         .pop_if_empty()
         // `extend` percent-encodes each segment, so an odd room id cannot escape its segment.
-        .extend(["api", "rooms", room, "ws"]);
-    if role == Role::Spectator {
-        url.set_query(Some("spectate=1"));
-    }
+        .extend(["api", "rooms", room]);
     Ok(url)
 }
 
@@ -113,6 +177,58 @@ mod tests {
             url("http://h:1", "a/../b?c", p),
             "ws://h:1/api/rooms/a%2F..%2Fb%3Fc/ws"
         );
+    }
+
+    #[test]
+    fn http_room_urls_and_endpoints() -> Result<(), ClientError> {
+        assert_eq!(
+            room_http_url("ws://h:1/game/?x#y", "a b")?.as_str(),
+            "http://h:1/game/api/rooms/a%20b"
+        );
+        assert_eq!(
+            room_http_url("wss://h", "r")?.as_str(),
+            "https://h/api/rooms/r"
+        );
+        let room = room_http_url("http://127.0.0.1:8080", "default")?;
+        let at = |leaf, c: Cursor| room_endpoint(&room, leaf, &c).to_string();
+        assert_eq!(
+            at("sse", Cursor::default()),
+            "http://127.0.0.1:8080/api/rooms/default/sse"
+        );
+        let token = SessionToken([0xab; 16]);
+        let hex = "abababababababababababababababab";
+        assert_eq!(
+            at(
+                "poll",
+                Cursor {
+                    since: Some(4242),
+                    wait: Some(Duration::from_millis(25_900)),
+                    token: Some(token),
+                }
+            ),
+            format!("http://127.0.0.1:8080/api/rooms/default/poll?since=4242&wait=25&token={hex}")
+        );
+        assert_eq!(
+            at(
+                "stream",
+                Cursor {
+                    since: Some(0),
+                    ..Cursor::default()
+                }
+            ),
+            "http://127.0.0.1:8080/api/rooms/default/stream?since=0"
+        );
+        assert_eq!(
+            at(
+                "input",
+                Cursor {
+                    token: Some(token),
+                    ..Cursor::default()
+                }
+            ),
+            format!("http://127.0.0.1:8080/api/rooms/default/input?token={hex}")
+        );
+        Ok(())
     }
 
     #[test]

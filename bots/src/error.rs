@@ -2,8 +2,10 @@
 //!
 //! Every error a connection can produce is a [`ClientError`]. Errors that the server chose
 //! (a refused handshake, a close) carry its [`protocol::close`](game_core::protocol::close)
-//! code and reason as a [`CloseInfo`], so a test can assert on them. [`ClientError::recovery`]
-//! says what a long-running client (the [`crate::bot::Bot`]) should do next.
+//! code and reason as a [`CloseInfo`], so a test can assert on them. An HTTP transport's
+//! refusal carries the status and the JSON error's stable `code` as an [`ApiError`] (codes in
+//! [`api_code`]). [`ClientError::recovery`] says what a long-running client (the
+//! [`crate::bot::Bot`]) should do next.
 
 use std::fmt;
 use std::time::Duration;
@@ -30,6 +32,101 @@ impl fmt::Display for CloseInfo {
             write!(f, "code {}: {}", self.code, self.reason)
         }
     }
+}
+
+/// The stable `code`s of the server's JSON errors (`{"error": {"code", "message"}}`) that a
+/// client acts on.
+pub mod api_code {
+    /// 400: `since` or `wait` is not a number.
+    pub const BAD_CURSOR: &str = "bad_cursor";
+    /// 400: `since` is ahead of the room (e.g. the server restarted): resume from a keyframe.
+    pub const CURSOR_IN_FUTURE: &str = "cursor_in_future";
+    /// 400: a body that does not parse.
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// 401: the session token is unknown or expired.
+    pub const BAD_TOKEN: &str = "bad_token";
+    /// 401: input without a token (spectators never send input).
+    pub const TOKEN_REQUIRED: &str = "token_required";
+    /// 404: no open room by that id.
+    pub const ROOM_NOT_FOUND: &str = "room_not_found";
+    /// 409: the room has no space.
+    pub const ROOM_FULL: &str = "room_full";
+    /// 410: the room closed while a poll was held.
+    pub const ROOM_CLOSED: &str = "room_closed";
+    /// 503: the server holds its maximum number of connections.
+    pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
+    /// 503: the server is shutting down.
+    pub const SHUTTING_DOWN: &str = "shutting_down";
+}
+
+/// An HTTP error answer from the server: its status and, when the body is the server's JSON
+/// error (`{"error": {"code", "message"}}`), the stable code and the message. A body of another
+/// shape (a proxy's error page) leaves `code` empty and keeps the start of the body as
+/// `message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The server's error code (see [`api_code`]), if the body had one.
+    pub code: Option<String>,
+    /// Human-readable; may be empty.
+    pub message: String,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP {}", self.status)?;
+        if let Some(code) = &self.code {
+            write!(f, " {code}")?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Bytes on an HTTP transport that do not frame into server messages: the stream is broken or
+/// hostile, and following it further cannot help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FramingError {
+    /// An SSE line longer than the parser's bound.
+    #[error("an SSE line is longer than {limit} bytes")]
+    SseLineTooLong {
+        /// The bound.
+        limit: usize,
+    },
+    /// An SSE event whose data is longer than the parser's bound.
+    #[error("an SSE event's data is longer than {limit} bytes")]
+    SseEventTooBig {
+        /// The bound.
+        limit: usize,
+    },
+    /// SSE data that is not base64.
+    #[error("SSE data is not base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    /// A record (`u32 LE length ‖ message`) whose length is over the message limit.
+    #[error("a record of {len} bytes exceeds the {limit}-byte limit")]
+    RecordTooBig {
+        /// The length prefix.
+        len: u64,
+        /// [`SERVER_MSG_LIMIT`](game_core::codec::SERVER_MSG_LIMIT).
+        limit: usize,
+    },
+    /// A poll body longer than a record can be.
+    #[error("a poll body over {limit} bytes")]
+    BodyTooBig {
+        /// The bound.
+        limit: usize,
+    },
+    /// A poll body that is not exactly one record.
+    #[error("a poll body of {have} bytes is not one record ({want} bytes)")]
+    NotOneRecord {
+        /// The body's size.
+        have: usize,
+        /// The size its length prefix implies (0 if it has no whole prefix).
+        want: usize,
+    },
 }
 
 /// Why a client operation failed.
@@ -71,6 +168,15 @@ pub enum ClientError {
         /// The HTTP status code.
         status: u16,
     },
+    /// An HTTP transport's request was answered with an error status (see [`api_code`]).
+    #[error("server answered {0}")]
+    Api(ApiError),
+    /// An HTTP request failed below the HTTP answer (reset, truncated body, protocol error).
+    #[error("http: {0}")]
+    Http(#[source] reqwest::Error),
+    /// An HTTP transport's bytes do not frame into server messages.
+    #[error("framing: {0}")]
+    Framing(#[from] FramingError),
     /// The server refused the handshake with a close code (version mismatch, bad token,
     /// room full, …).
     #[error("server refused the session ({0})")]
@@ -87,8 +193,8 @@ pub enum ClientError {
     /// The outgoing queue stayed full for this long: the server is not reading.
     #[error("could not queue a message for {0:?}: the server is not reading")]
     WriteTimeout(Duration),
-    /// The connection's writer task has stopped (the connection failed or was closed); the
-    /// reader half reports the cause.
+    /// The connection's writer task (a WebSocket writer, an HTTP input poster) has stopped:
+    /// the connection failed or was closed. The reader half reports the cause.
     #[error("the connection's writer has stopped")]
     WriterStopped,
     /// A server message could not be decoded.
@@ -137,7 +243,9 @@ impl ClientError {
             | Self::ReadTimeout(_)
             | Self::WriteTimeout(_)
             | Self::WriterStopped
+            | Self::Http(_)
             | Self::Io(_) => Recovery::Resume,
+            Self::Api(e) => e.recovery(),
             // The server timed *us* out during the handshake: worth another try.
             Self::Refused(info) if info.code == close::HANDSHAKE_TIMEOUT => Recovery::Resume,
             Self::BadUrl { .. }
@@ -146,6 +254,7 @@ impl ClientError {
             | Self::Refused(_)
             | Self::Closed(_)
             | Self::Decode(_)
+            | Self::Framing(_)
             | Self::Protocol(_)
             | Self::WebSocket(_) => Recovery::GiveUp,
         }
@@ -155,6 +264,23 @@ impl ClientError {
     pub fn close_code(&self) -> Option<u16> {
         match self {
             Self::Refused(info) | Self::Closed(info) => Some(info.code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a refusal: [`ClientError::HttpStatus`] or [`ClientError::Api`].
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Self::HttpStatus { status } => Some(*status),
+            Self::Api(e) => Some(e.status),
+            _ => None,
+        }
+    }
+
+    /// The server's JSON error code of a [`ClientError::Api`] (see [`api_code`]).
+    pub fn api_code(&self) -> Option<&str> {
+        match self {
+            Self::Api(e) => e.code.as_deref(),
             _ => None,
         }
     }
@@ -186,6 +312,19 @@ impl ClientError {
                 status: response.status().as_u16(),
             },
             other => Self::WebSocket(Box::new(other)),
+        }
+    }
+}
+
+impl ApiError {
+    /// What to do about it: overload and gateway trouble are worth another try, a cursor from
+    /// the future (the room restarted) asks for a keyframe, anything else the server decided.
+    pub fn recovery(&self) -> Recovery {
+        match (self.status, self.code.as_deref()) {
+            (_, Some(api_code::CURSOR_IN_FUTURE)) => Recovery::Keyframe,
+            (_, Some(api_code::SHUTTING_DOWN | api_code::ROOM_CLOSED)) => Recovery::GiveUp,
+            (408 | 429 | 502 | 503 | 504, _) => Recovery::Resume,
+            _ => Recovery::GiveUp,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! What a client measured: counters, ack bookkeeping and latency samples.
 //!
-//! A [`Stats`] belongs to the caller and outlives connections: the reader half of each
-//! connection adds to it ([`crate::ws::Reader::next_event`]), and a [`crate::bot::Bot`]
-//! keeps one across reconnects. Latencies go into [`Samples`], bounded in memory whatever the
+//! A [`Stats`] belongs to the caller and outlives connections: the follower of each session
+//! adds to it ([`crate::transport::Follower::next_event`], whatever the transport), and a
+//! [`crate::bot::Bot`] keeps one across reconnects. Latencies go into [`Samples`], bounded in memory whatever the
 //! run length; the load tool will bring proper histograms.
 
 use std::time::Duration;
@@ -161,6 +161,10 @@ pub struct Stats {
     pub acks_monotonic: bool,
     /// Connections after the first.
     pub reconnects: u64,
+    /// Poll requests made (long polling and polling only).
+    pub polls: u64,
+    /// Of those, answered `204 No Content`: nothing new.
+    pub empty_polls: u64,
     /// Round-trip times of our pings.
     pub rtt: Samples,
     /// Time from sending input N to the first frame with `ack ≥ N`.
@@ -182,6 +186,8 @@ impl Default for Stats {
             highest_ack: 0,
             acks_monotonic: true,
             reconnects: 0,
+            polls: 0,
+            empty_polls: 0,
             rtt: Samples::default(),
             ack_latency: Samples::default(),
         }

@@ -27,29 +27,28 @@
 //!
 //! Frames are applied to a [`Replica`](game_core::replica::Replica) that the caller owns and
 //! passes in, so the state outlives the connection: a reconnect resumes from `replica.tick()`.
+//! [`crate::transport`] wraps this module as one of the five transports.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use game_core::codec::{SERVER_MSG_LIMIT, decode_server, encode_client};
-use game_core::protocol::{
-    ArenaInfo, ClientMsg, MAX_NAME_CHARS, PROTOCOL_VERSION, ServerMsg, SessionToken,
-};
+use game_core::protocol::{ClientMsg, MAX_NAME_CHARS, PROTOCOL_VERSION, ServerMsg};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use url::{Host, Url};
+use url::Host;
 
-use crate::endpoint::{Role, room_ws_url};
 use crate::error::{ClientError, CloseInfo};
 use crate::ledger::Ledger;
 
 mod reader;
 mod writer;
 
+pub use crate::options::{ConnectOptions, Resume, Welcome};
 pub use reader::{Event, FrameEvent, Reader};
 pub use writer::{OUTBOX, Writer};
 
@@ -61,84 +60,6 @@ const CLOSE_LINGER: Duration = Duration::from_millis(500);
 /// The code reported for a close frame that carries none (RFC 6455 "no status received").
 const NO_STATUS: u16 = 1005;
 
-/// Where and how to connect. Build with [`ConnectOptions::new`], then adjust the public
-/// fields.
-#[derive(Clone, Debug)]
-pub struct ConnectOptions {
-    url: Url,
-    role: Role,
-    /// Display name sent in `Hello` (at most [`MAX_NAME_CHARS`] characters; empty: the server
-    /// picks one).
-    pub name: String,
-    /// Bound on opening the TCP connection.
-    pub connect_timeout: Duration,
-    /// Bound on the WebSocket upgrade plus `Hello` → `Welcome`.
-    pub handshake_timeout: Duration,
-    /// Longest silence from the server before the connection counts as dead. The server
-    /// sends frames at its send rate, so a few seconds is plenty.
-    pub read_timeout: Duration,
-    /// Longest wait for outbox room, and for one socket write in the writer task.
-    pub write_timeout: Duration,
-}
-
-impl ConnectOptions {
-    /// Options for `role` in `room` on the server at `base` (e.g. `http://127.0.0.1:8080`),
-    /// with timeouts of 5 s (connect, handshake, write) and 10 s (read).
-    pub fn new(base: &str, room: &str, role: Role) -> Result<Self, ClientError> {
-        Ok(Self {
-            url: room_ws_url(base, room, role)?,
-            role,
-            name: String::new(),
-            connect_timeout: Duration::from_secs(5),
-            handshake_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(5),
-        })
-    }
-
-    /// The room's WebSocket URL.
-    pub fn url(&self) -> &Url {
-        &self.url
-    }
-
-    /// Player or spectator.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-}
-
-/// Where a connection picks up a session; `Resume::default()` starts a new one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Resume {
-    /// The token from an earlier [`Welcome`]: the server gives back the same ship.
-    pub token: Option<SessionToken>,
-    /// The replica's tick, so the first frame can be a delta from it; `None` asks for a
-    /// keyframe.
-    pub last_tick: Option<u32>,
-    /// The sequence number of the next input (one past the last one sent; 0 or 1 for a new
-    /// session).
-    pub next_seq: u32,
-}
-
-/// The server's `Welcome`: who we are in the room and how fast it runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Welcome {
-    /// The room's id.
-    pub room: String,
-    /// Our ship's id; 0 for a spectator.
-    pub entity: u16,
-    /// The session token to resume with; `None` for a spectator.
-    pub token: Option<SessionToken>,
-    /// Simulation ticks per second (> 0).
-    pub tick_rate: u16,
-    /// Frames per second the server sends a client that keeps up (> 0).
-    pub send_rate: u16,
-    /// The room's tick when we joined.
-    pub tick: u32,
-    /// What to draw (and what the AI pilot avoids).
-    pub arena: ArenaInfo,
-}
-
 /// An established session: the welcome and the two halves of the socket.
 #[derive(Debug)]
 pub struct Connection {
@@ -148,16 +69,6 @@ pub struct Connection {
     pub writer: Writer,
     /// Receives frames (applying them to a replica), pongs and chat.
     pub reader: Reader,
-}
-
-fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
-    // Nothing panics while holding it, but a poisoned ledger is still a valid ledger.
-    ledger.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The time for ledger records: tokio's clock, so tests with a paused clock control it.
-fn now() -> std::time::Instant {
-    Instant::now().into_std()
 }
 
 fn binary(msg: &ClientMsg) -> Message {
@@ -188,7 +99,7 @@ pub async fn connect(opts: &ConnectOptions, resume: Resume) -> Result<Connection
             "name is longer than {MAX_NAME_CHARS} characters"
         )));
     }
-    let url = &opts.url;
+    let url = opts.url();
     if url.scheme() != "ws" {
         return Err(ClientError::BadUrl {
             url: url.to_string(),
@@ -289,37 +200,11 @@ async fn await_welcome(ws: &mut Ws, hello: &ClientMsg) -> Result<Welcome, Client
             // WebSocket-level pings are answered by tungstenite.
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
-        match decode_server(&bytes)? {
-            ServerMsg::Welcome {
-                version,
-                room,
-                entity,
-                token,
-                tick_rate,
-                send_rate,
-                tick,
-                arena,
-            } => {
-                if version != PROTOCOL_VERSION {
-                    return Err(ClientError::Protocol(format!(
-                        "server speaks protocol {version}, we speak {PROTOCOL_VERSION}"
-                    )));
-                }
-                if tick_rate == 0 || send_rate == 0 {
-                    return Err(ClientError::Protocol(
-                        "Welcome with a zero tick or send rate".into(),
-                    ));
-                }
-                return Ok(Welcome {
-                    room,
-                    entity,
-                    token,
-                    tick_rate,
-                    send_rate,
-                    tick,
-                    arena,
-                });
-            }
+        let msg = decode_server(&bytes)?;
+        if let Some(welcome) = Welcome::from_msg(&msg)? {
+            return Ok(welcome);
+        }
+        match msg {
             ServerMsg::Close { code, reason } => closing = Some(CloseInfo { code, reason }),
             ServerMsg::Ping { id } => ws
                 .send(binary(&ClientMsg::Pong { id }))
@@ -359,7 +244,8 @@ fn close_info(frame: Option<CloseFrame>, announced: Option<CloseInfo>) -> CloseI
     })
 }
 
-fn kind_of(msg: &ServerMsg) -> &'static str {
+/// The name of `msg`'s variant, for error messages.
+pub(crate) fn kind_of(msg: &ServerMsg) -> &'static str {
     match msg {
         ServerMsg::Welcome { .. } => "Welcome",
         ServerMsg::Frame(_) => "Frame",
@@ -373,6 +259,7 @@ fn kind_of(msg: &ServerMsg) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::Role;
     use game_core::codec::encode_server;
     use game_core::protocol::close;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;

@@ -139,6 +139,36 @@ pub async fn join(
     })))
 }
 
+/// `POST /api/rooms/{id}/leave?token=T`: the player leaves now; its ship is removed without
+/// waiting for the grace period.
+pub async fn leave(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+) -> Result<axum::http::StatusCode, AppError> {
+    let token: SessionToken = q
+        .token
+        .as_deref()
+        .ok_or_else(AppError::token_required)?
+        .parse()
+        .map_err(|_| AppError::bad_token())?;
+    let room = app
+        .registry
+        .get(&id)
+        .ok_or_else(|| AppError::room_not_found(&id))?;
+    let session = app
+        .http_players
+        .lock()
+        .remove(&token)
+        .filter(|s| s.room == id);
+    let Some(session) = session else {
+        app.metrics.reject(Rejection::BadToken);
+        return Err(AppError::bad_token());
+    };
+    room.leave(session.ship, token).await;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 /// One input in `POST …/input`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

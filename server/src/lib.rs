@@ -75,6 +75,7 @@ pub fn router(app: App) -> Router {
         .route("/api/rooms/{id}/poll", get(poll::poll))
         .route("/api/rooms/{id}/join", post(http_player::join))
         .route("/api/rooms/{id}/input", post(http_player::input))
+        .route("/api/rooms/{id}/leave", post(http_player::leave))
         .route("/api/matchmake", post(api::matchmake))
         .with_state(app)
 }

@@ -12,15 +12,16 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use game_core::codec::{decode_server, encode_client};
-use game_core::protocol::{ClientMsg, Frame, ServerMsg};
+use game_core::protocol::{ClientMsg, ServerMsg};
 use game_core::replica::Replica;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::writer::Outgoing;
-use super::{Ws, close_info, linger, lock, now};
+use super::{Ws, close_info, linger};
 use crate::error::{ClientError, CloseInfo};
+use crate::inbound::{apply_frame, lock, now};
 use crate::ledger::Ledger;
 use crate::stats::Stats;
 
@@ -166,10 +167,11 @@ impl Reader {
     ) -> Result<Option<Event>, ClientError> {
         let now = now();
         Ok(match decode_server(bytes)? {
-            ServerMsg::Frame(frame) => Some(Event::Frame(self.apply(
-                frame,
+            ServerMsg::Frame(frame) => Some(Event::Frame(apply_frame(
+                &frame,
                 bytes.len(),
                 now,
+                Some(&self.ledger),
                 replica,
                 stats,
             )?)),
@@ -200,37 +202,6 @@ impl Reader {
             ServerMsg::Welcome { .. } => {
                 return Err(ClientError::Protocol("a second Welcome".into()));
             }
-        })
-    }
-
-    fn apply(
-        &mut self,
-        frame: Frame,
-        bytes: usize,
-        now: std::time::Instant,
-        replica: &mut Replica,
-        stats: &mut Stats,
-    ) -> Result<FrameEvent, ClientError> {
-        stats.frame_bytes += bytes as u64;
-        // The ack is about inputs, not state: it holds even when the state does not verify.
-        stats.observe_ack(frame.ack);
-        let newly_acked = lock(&self.ledger)
-            .inputs
-            .ack(frame.ack, now, |d| stats.ack_latency.record(d));
-        if let Err(e) = replica.apply(&frame) {
-            stats.desyncs += 1;
-            return Err(ClientError::Desync(e));
-        }
-        stats.frames += 1;
-        if frame.base.is_none() {
-            stats.keyframes += 1;
-        }
-        Ok(FrameEvent {
-            tick: frame.tick,
-            base: frame.base,
-            ack: frame.ack,
-            newly_acked,
-            bytes,
         })
     }
 }

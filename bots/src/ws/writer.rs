@@ -19,8 +19,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::{Ws, lock, now};
+use super::Ws;
 use crate::error::ClientError;
+use crate::inbound::{lock, now};
 use crate::ledger::Ledger;
 
 /// Outgoing messages queued for the writer task. At 60 inputs a second this is about one

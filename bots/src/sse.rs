@@ -1,0 +1,214 @@
+//! Following a room over Server-Sent Events: `GET …/sse`, one long `text/event-stream`.
+//!
+//! ```text
+//! GET /api/rooms/{id}/sse[?token=HEX]      Last-Event-ID: <replica tick>   (to resume)
+//! 200 text/event-stream
+//! retry: 2000
+//! event: welcome   data: base64(ServerMsg::Welcome)
+//! id: <tick>       event: frame   data: base64(ServerMsg::Frame)      …one per send
+//! : keep-alive                                                         (comments, ignored)
+//! event: close     data: base64(ServerMsg::Close)                      (then the stream ends)
+//! ```
+//!
+//! Every event's data is decoded the same way, as a base64 `ServerMsg`, whatever its type, so
+//! new kinds of message (chat) need nothing here. [`parser`] turns bytes into events; the rest
+//! (`inbound`) is what every transport does with a message. Resuming uses the
+//! `Last-Event-ID` header, as a browser's `EventSource` does.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use game_core::codec::decode_server;
+use game_core::replica::Replica;
+
+use crate::endpoint::{Cursor, room_endpoint};
+use crate::error::{ClientError, FramingError};
+use crate::http::{Body, Http, handshake_step, open_stream};
+use crate::inbound::Inbound;
+use crate::options::{ConnectOptions, Welcome};
+use crate::stats::Stats;
+use crate::ws::Event;
+
+pub mod parser;
+
+pub use parser::{MAX_EVENT_DATA, SseEvent, SseParser};
+
+/// A room followed over SSE: yields [`Event`]s and keeps the caller's replica verified.
+#[derive(Debug)]
+pub struct SseFollower {
+    http: Http,
+    body: Body,
+    parser: SseParser,
+    inbound: Inbound,
+}
+
+impl SseFollower {
+    /// Opens the stream with `cursor` (its `since` goes in `Last-Event-ID`) and reads up to the
+    /// `Welcome`. The caller bounds it in time.
+    pub(crate) async fn open(
+        http: Http,
+        opts: &ConnectOptions,
+        cursor: Cursor,
+        inbound: Inbound,
+    ) -> Result<(Welcome, Self), ClientError> {
+        let url = room_endpoint(
+            opts.room_url(),
+            "sse",
+            &Cursor {
+                since: None,
+                ..cursor
+            },
+        );
+        let mut request = http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(tick) = cursor.since {
+            request = request.header("last-event-id", tick.to_string());
+        }
+        let response = open_stream(&http, request, "text/event-stream").await?;
+        let mut this = Self {
+            http,
+            body: Body::new(response, opts.read_timeout),
+            parser: SseParser::new(),
+            inbound,
+        };
+        loop {
+            let bytes = this.next_message().await?;
+            if let Some(welcome) = handshake_step(&decode_server(&bytes)?)? {
+                return Ok((welcome, this));
+            }
+        }
+    }
+
+    /// The next event, waiting at most `read_timeout` for each chunk of the stream. Frames are
+    /// applied to `replica` and verified; `stats` counts them. A `close` event is
+    /// [`ClientError::Closed`] (and so is every later call); the stream ending without one is
+    /// [`ClientError::ConnectionLost`].
+    ///
+    /// Cancel-safe: it awaits only the body's next chunk, and keeps what it parsed.
+    pub async fn next_event(
+        &mut self,
+        replica: &mut Replica,
+        stats: &mut Stats,
+    ) -> Result<Event, ClientError> {
+        loop {
+            self.inbound.check_open()?;
+            let bytes = self.next_message().await?;
+            if let Some(event) = self.inbound.handle(&bytes, replica, stats)? {
+                return Ok(event);
+            }
+        }
+    }
+
+    /// The reconnect delay the server asked for (`retry:`), if any.
+    pub fn retry(&self) -> Option<Duration> {
+        self.parser.retry()
+    }
+
+    /// The bytes of the next server message on the stream.
+    async fn next_message(&mut self) -> Result<Vec<u8>, ClientError> {
+        loop {
+            if let Some(event) = self.parser.next_event()? {
+                return Ok(decode_data(&event.data)?);
+            }
+            let chunk = self.body.next_chunk(&self.http).await?;
+            self.parser.feed(chunk);
+        }
+    }
+}
+
+/// An event's data as message bytes: base64, possibly split over several `data:` lines.
+pub fn decode_data(data: &str) -> Result<Vec<u8>, FramingError> {
+    if data.bytes().any(|b| b.is_ascii_whitespace()) {
+        let compact: Vec<u8> = data.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        Ok(STANDARD.decode(compact)?)
+    } else {
+        Ok(STANDARD.decode(data)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::Role;
+    use crate::error::CloseInfo;
+    use crate::fake_http::{Answer, FakeHttp, Request};
+    use crate::inbound::samples;
+    use crate::options::Resume;
+    use crate::transport::{Session, Transport, open};
+    use game_core::codec::encode_server;
+    use game_core::protocol::ServerMsg;
+
+    /// Welcome, a keep-alive, a frame, a chat under an event type nobody knows yet, a close.
+    #[tokio::test]
+    async fn a_stream_of_events_becomes_verified_events() -> Result<(), ClientError> {
+        let body = format!(
+            "retry: 2000\r\nevent: welcome\r\ndata: {}\r\n\r\n: keep-alive\r\n\r\n\
+             id: 7\r\nevent: frame\r\ndata: {}\r\n\r\nevent: shout\r\ndata: {}\r\n\r\n\
+             event: close\r\ndata: {}\r\n\r\n",
+            STANDARD.encode(samples::welcome()),
+            STANDARD.encode(samples::keyframe(7, 0)),
+            STANDARD.encode(encode_server(&ServerMsg::Chat {
+                from: 0,
+                name: "server".into(),
+                text: "hi".into(),
+            })),
+            STANDARD.encode(samples::close()),
+        );
+        let server = FakeHttp::start(move |_: &Request| Answer {
+            status: 200,
+            headers: vec![("content-type", "text/event-stream".into())],
+            body: body.clone().into_bytes(),
+            delay: Duration::ZERO,
+        })
+        .await;
+        let opts = ConnectOptions::new(&server.base, "r", Role::Spectator)?;
+        let resume = Resume {
+            last_tick: Some(5),
+            ..Resume::default()
+        };
+        let Session {
+            welcome,
+            mut follower,
+            ..
+        } = open(&opts, Transport::Sse, resume).await?;
+        assert_eq!((welcome.room.as_str(), welcome.tick), ("r", 1));
+        let (mut replica, mut stats) = (Replica::new(), Stats::new());
+        let frame = follower.next_event(&mut replica, &mut stats).await?;
+        assert!(matches!(frame, Event::Frame(f) if f.tick == 7));
+        let chat = follower.next_event(&mut replica, &mut stats).await?;
+        assert!(matches!(chat, Event::Chat { text, .. } if text == "hi"));
+        for _ in 0..2 {
+            assert!(matches!(
+                follower.next_event(&mut replica, &mut stats).await,
+                Err(ClientError::Closed(CloseInfo { code: 1001, .. }))
+            ));
+        }
+        // The resume went as `Last-Event-ID`, not in the query.
+        let requests = server.requests("/api/rooms/r/sse");
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].target, "/api/rooms/r/sse");
+        assert_eq!(requests[0].header("last-event-id"), Some("5"));
+        Ok(())
+    }
+
+    #[test]
+    fn data_is_base64_of_a_server_message() -> Result<(), FramingError> {
+        let close = ServerMsg::Close {
+            code: 1001,
+            reason: "the server is shutting down".into(),
+        };
+        let text = STANDARD.encode(encode_server(&close));
+        let bytes = decode_data(&text)?;
+        assert_eq!(decode_server(&bytes), Ok(close));
+        // Split over lines (joined with \n by the parser) it is the same.
+        let (a, b) = text.split_at(10);
+        assert_eq!(decode_data(&format!("{a}\n{b}"))?, bytes);
+        assert!(matches!(
+            decode_data("not base64!"),
+            Err(FramingError::Base64(_))
+        ));
+        Ok(())
+    }
+}
