@@ -21,6 +21,10 @@ const PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../web-client/test/vectors/vectors.json"
 );
+const STREAM_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../web-client/test/vectors/stream.json"
+);
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -420,23 +424,73 @@ fn vectors() -> Value {
     })
 }
 
-#[test]
-fn encoder_matches_checked_in_vectors() {
-    let mut text = serde_json::to_string_pretty(&vectors()).unwrap_or_default();
+/// A recorded match: 60 sends of a world with four AI pilots, as the frames a client gets
+/// (a keyframe, then deltas from each previous send), for the JavaScript replica's tests.
+fn recorded_stream() -> Value {
+    let mut world = game_core::world::World::new(game_core::arena::Arena::standard(), 60, 42);
+    let ships: Vec<_> = (0..4).filter_map(|_| world.add_ai_ship()).collect();
+    let mut pilots: Vec<_> = ships
+        .iter()
+        .map(|&id| game_core::ai::Pilot::new(u64::from(id)))
+        .collect();
+    let info = world.arena().info();
+    let mut sent = Snapshot::empty();
+    let mut frames = Vec::new();
+    for send in 0..60 {
+        for _ in 0..2 {
+            let view = world.snapshot();
+            let inputs: Vec<_> = ships
+                .iter()
+                .zip(&mut pilots)
+                .map(|(&id, p)| (id, p.think(id, &view, &info)))
+                .collect();
+            world.step(&inputs);
+        }
+        let now = world.snapshot();
+        let (base, delta) = if send == 0 {
+            (None, delta::keyframe(&now))
+        } else {
+            (Some(sent.tick), delta::encode(&sent, &now))
+        };
+        let mut bytes = Vec::new();
+        game_core::codec::encode_frame(now.tick, base, now.checksum(), 0, &delta, &mut bytes);
+        frames.push(Value::String(hex(&bytes)));
+        sent = now;
+    }
+    json!({
+        "about": "60 ServerMsg::Frame messages of a recorded match (keyframe first), written by game-core/tests/golden.rs",
+        "frames": frames,
+        "final": snapshot_json(&sent),
+    })
+}
+
+/// Compares `value` with the checked-in file at `path`, or rewrites it on purpose.
+fn check_golden(path: &str, value: &Value) {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
     if std::env::var_os("TICKWIRE_REGEN_VECTORS").is_some() {
-        std::fs::write(PATH, &text).unwrap_or_else(|e| panic!("writing {PATH}: {e}"));
+        std::fs::write(path, &text).unwrap_or_else(|e| panic!("writing {path}: {e}"));
         return;
     }
-    let on_disk = std::fs::read_to_string(PATH).unwrap_or_else(|e| {
-        panic!("reading {PATH}: {e}; generate it with TICKWIRE_REGEN_VECTORS=1 cargo test -p game-core --test golden")
+    let on_disk = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!("reading {path}: {e}; generate it with TICKWIRE_REGEN_VECTORS=1 cargo test -p game-core --test golden")
     });
     if on_disk != text {
         let first = on_disk.lines().zip(text.lines()).position(|(a, b)| a != b);
         panic!(
-            "the encoder's output no longer matches {PATH} (first differing line: {first:?}).\n\
+            "the encoder's output no longer matches {path} (first differing line: {first:?}).\n\
              If the wire format changed on purpose, regenerate with TICKWIRE_REGEN_VECTORS=1 and \
              update the JavaScript client to match."
         );
     }
+}
+
+#[test]
+fn encoder_matches_checked_in_vectors() {
+    check_golden(PATH, &vectors());
+}
+
+#[test]
+fn recorded_match_matches_checked_in_stream() {
+    check_golden(STREAM_PATH, &recorded_stream());
 }
