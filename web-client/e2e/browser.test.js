@@ -70,9 +70,32 @@ test('play over WebSocket: our ship moves when keys are pressed', async () => {
   await page.goto(`${base}/play.html?room=default`);
   await until(page, () => window.tickwire?.transport === 'ws' && window.tickwire.entities.some((e) => e.id === window.tickwire.entity), 'joined over ws');
   const start = await page.evaluate(() => window.tickwire.entities.find((e) => e.id === window.tickwire.entity));
+  // Record where our ship is drawn on every animation frame while thrusting.
+  await page.evaluate(() => {
+    window.track = [];
+    const rec = () => {
+      if (window.tickwire.drawn) window.track.push({ ...window.tickwire.drawn });
+      if (window.track.length < 100000) requestAnimationFrame(rec);
+    };
+    requestAnimationFrame(rec);
+  });
   await page.keyboard.down('ArrowUp');
   await page.waitForTimeout(1500);
   await page.keyboard.up('ArrowUp');
+  // Predicted and reconciled: the drawn ship only ever moves forward along its path (no
+  // rubber-banding back to older server positions), apart from bounces off walls.
+  const track = await page.evaluate(() => window.track);
+  assert.ok(track.length > 20, `frames drawn: ${track.length}`);
+  const first = track[0];
+  const last = track[track.length - 1];
+  const dir = { x: last.x - first.x, y: last.y - first.y };
+  const len = Math.hypot(dir.x, dir.y) || 1;
+  let back = 0;
+  for (let i = 1; i < track.length; i++) {
+    const step = ((track[i].x - track[i - 1].x) * dir.x + (track[i].y - track[i - 1].y) * dir.y) / len;
+    back = Math.min(back, step);
+  }
+  assert.ok(back > -2, `the drawn ship jumped back ${-back} units`);
   const after = await page.evaluate(() => ({ me: window.tickwire.entities.find((e) => e.id === window.tickwire.entity), desyncs: window.tickwire.desyncs, ack: window.tickwire.ack }));
   assert.ok(after.ack > 0, 'inputs acknowledged');
   const moved = Math.hypot(after.me.x - start.x, after.me.y - start.y);

@@ -8,6 +8,7 @@
 import { Connection, TRANSPORTS } from './net.js';
 import { FLAG, POS_SCALE } from './snapshot.js';
 import { Renderer, Timeline, kills, shipColor } from './view.js';
+import { Predictor } from './predict.js';
 
 const BUTTON_FIRE = 1;
 const BUTTON_BOOST = 2;
@@ -36,6 +37,8 @@ export function start(role) {
   /** @type {string[]} */
   const feed = [];
   let follow = 0; // spectators: the ship to follow (0: whole arena)
+  /** @type {Predictor | null} our own ship, predicted (players) */
+  let predictor = null;
 
   const conn = new Connection({
     room,
@@ -45,6 +48,14 @@ export function start(role) {
     onWelcome: (w) => {
       renderer.arena = w.arena;
       el('room').textContent = room;
+      if (role === 'player' && predictor === null) {
+        fetch(`/api/rooms/${encodeURIComponent(room)}`)
+          .then((r) => (r.ok ? r.json() : null))
+          .then((info) => {
+            if (info && info.flight) predictor = new Predictor(info.flight, w.tick_rate);
+          })
+          .catch(() => {});
+      }
     },
     onFrame: () => {
       const snap = conn.replica.state;
@@ -55,6 +66,7 @@ export function start(role) {
       }
       last = snap;
       timeline.push(snap);
+      predictor?.reconcile(snap.entities.find((e) => e.id === conn.entity), conn.ack);
     },
     onStatus: (text) => {
       el('status').textContent = text;
@@ -81,10 +93,12 @@ export function start(role) {
     get ack() {
       return conn.ack;
     },
+    /** @type {{x: number, y: number} | null} where our ship was last drawn, world units */
+    drawn: null,
   };
   /** @type {any} */ (window).tickwire = api;
 
-  if (role === 'player') keyboard(conn);
+  if (role === 'player') keyboard(conn, (seq, input) => predictor?.sent(seq, input));
   if (role === 'spectator') {
     el('follow').addEventListener('click', () => {
       const ships = api.entities.filter((e) => e.kind === 0 && !(e.flags & FLAG.DEAD));
@@ -96,10 +110,16 @@ export function start(role) {
 
   const frame = () => {
     const delay = 2000 / conn.sendRate;
-    const entities = timeline.at(performance.now() - delay);
+    let entities = timeline.at(performance.now() - delay);
+    // Our own ship is drawn where the prediction says it is now, not where it was.
+    const mine = predictor?.view();
+    if (mine) {
+      entities = entities.map((e) => (e.id === conn.entity ? { ...e, x: mine.x * POS_SCALE, y: mine.y * POS_SCALE, angle: (mine.angle / (2 * Math.PI)) * 65536 } : e));
+    }
     const me = role === 'player' ? conn.entity : follow;
     const focusShip = me ? entities.find((e) => e.id === me) : undefined;
     const focus = focusShip ? { x: focusShip.x / POS_SCALE, y: focusShip.y / POS_SCALE } : null;
+    if (role === 'player') api.drawn = focus;
     renderer.draw(entities, focus, role === 'player' ? conn.entity : 0);
     hud(conn, api.entities, feed);
     requestAnimationFrame(frame);
@@ -124,8 +144,12 @@ function hud(conn, entities, feed) {
   el('net').textContent = `${conn.transport ?? '…'} · tick ${conn.replica.tick ?? '–'} · ${conn.transport === 'ws' ? `ping ${Math.round(conn.rtt)} ms` : 'no ping over HTTP'} · desyncs ${conn.replica.desyncs}`;
 }
 
-/** Keyboard controls, sent once per tick (60 Hz), like the bots. @param {Connection} conn */
-function keyboard(conn) {
+/**
+ * Keyboard controls, sent once per tick (60 Hz), like the bots.
+ * @param {Connection} conn
+ * @param {(seq: number, input: import('./codec.js').Input) => void} sent
+ */
+function keyboard(conn, sent) {
   const down = new Set();
   addEventListener('keydown', (e) => {
     down.add(e.code);
@@ -133,6 +157,7 @@ function keyboard(conn) {
   });
   addEventListener('keyup', (e) => down.delete(e.code));
   addEventListener('blur', () => down.clear());
+  touchControls(down);
   setInterval(() => {
     if (conn.replica.tick === null) return;
     const up = down.has('ArrowUp') || down.has('KeyW');
@@ -144,6 +169,28 @@ function keyboard(conn) {
       turn: right && !left ? 127 : left && !right ? -127 : 0,
       buttons: (down.has('Space') ? BUTTON_FIRE : 0) | (down.has('ShiftLeft') || down.has('ShiftRight') ? BUTTON_BOOST : 0),
     };
-    conn.sendInput(input);
+    sent(conn.sendInput(input), input);
   }, 1000 / 60);
+}
+
+/**
+ * On touch screens, four on-screen buttons press the same keys: turn left, turn right,
+ * thrust, fire.
+ * @param {Set<string>} down
+ */
+function touchControls(down) {
+  if (!matchMedia('(pointer: coarse)').matches) return;
+  const pad = document.createElement('div');
+  pad.id = 'touch';
+  for (const [label, code] of [['◀', 'ArrowLeft'], ['▶', 'ArrowRight'], ['▲', 'ArrowUp'], ['●', 'Space']]) {
+    const b = document.createElement('button');
+    b.textContent = label;
+    b.addEventListener('pointerdown', (e) => {
+      e.preventDefault();
+      down.add(code);
+    });
+    for (const end of ['pointerup', 'pointercancel', 'pointerleave']) b.addEventListener(end, () => down.delete(code));
+    pad.append(b);
+  }
+  document.body.append(pad);
 }
