@@ -504,9 +504,9 @@ mod tests {
                 "rules.ship.max_speed",
             ),
             (edit("bounce = 0.5", "bounce = 1.5"), "rules.ship.bounce"),
-            (edit("max_ships = 32", "max_ships = 0"), "rules.max_ships"),
+            (edit("max_ships = 64", "max_ships = 0"), "rules.max_ships"),
             (
-                edit("max_ships = 32", "max_ships = 5000"),
+                edit("max_ships = 64", "max_ships = 5000"),
                 "rules.max_ships",
             ),
             (edit("count = 30", "count = 20001"), "rules.asteroids.count"),

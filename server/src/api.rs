@@ -46,6 +46,8 @@ pub struct RoomInfo {
     pub ws: String,
     /// What to draw.
     pub arena: ArenaJson,
+    /// How ships fly, for client-side prediction.
+    pub flight: crate::room::Flight,
 }
 
 /// The arena in [`RoomInfo`].
@@ -87,6 +89,7 @@ impl RoomInfo {
                     .map(|&(x, y, r)| [x.into(), y.into(), r.into()])
                     .collect(),
             },
+            flight: *room.flight(),
         }
     }
 }
@@ -218,13 +221,13 @@ impl IntoResponse for AppError {
     }
 }
 
-/// `GET /`: until the browser client is served here, a page that says what this server is and
-/// where its API and streams are.
+/// `GET /` when the browser client's files are not there: a page that says what this server is
+/// and where its API and streams are.
 pub async fn index() -> axum::response::Html<&'static str> {
     axum::response::Html(concat!(
         "<!doctype html><meta charset=utf-8><title>tickwire</title>",
-        "<h1>tickwire</h1><p>The game server is running. The browser client is not part of this ",
-        "build yet; clients connect over WebSocket at <code>/api/rooms/{id}/ws</code>.</p>",
+        "<h1>tickwire</h1><p>The game server is running, but the browser client's files were not ",
+        "found (set <code>--web-root</code>); clients connect at <code>/api/rooms/{id}/ws</code>.</p>",
         "<ul><li><a href=/api/rooms>/api/rooms</a> — rooms as JSON</li>",
         "<li><a href=/metrics>/metrics</a> — Prometheus metrics</li>",
         "<li><a href=/healthz>/healthz</a></li></ul>",

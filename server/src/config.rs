@@ -62,6 +62,8 @@ pub struct Config {
     pub shutdown_deadline_secs: u64,
     /// Arena file (TOML); the standard arena when absent.
     pub arena: Option<PathBuf>,
+    /// The browser client's folder, served at `/`; the repository's `web-client/` when absent.
+    pub web_root: Option<PathBuf>,
     /// Seed for the default room's world (others derive theirs from it).
     pub seed: u64,
 }
@@ -92,6 +94,7 @@ impl Default for Config {
             max_inputs_per_tick: 8,
             shutdown_deadline_secs: 5,
             arena: None,
+            web_root: None,
             seed: 0x7469_636b_7769_7265,
         }
     }
@@ -160,6 +163,14 @@ impl Config {
             return bad("ping_interval_secs must be positive and below idle_timeout_secs");
         }
         Ok(())
+    }
+
+    /// Where the browser client's files are: `web_root`, else the repository's `web-client/`
+    /// (found from where this crate was built, which is what `cargo run` needs).
+    pub fn web_root(&self) -> PathBuf {
+        self.web_root
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../web-client")))
     }
 
     /// Reads the arena: the `arena` file if set, else the standard one.
@@ -258,6 +269,9 @@ pub struct Flags {
     /// Arena TOML file [default: the standard arena].
     #[arg(long, env = "TICKWIRE_ARENA")]
     pub arena: Option<PathBuf>,
+    /// Folder of the browser client [default: the repository's web-client/].
+    #[arg(long, env = "TICKWIRE_WEB_ROOT")]
+    pub web_root: Option<PathBuf>,
     /// World seed.
     #[arg(long, env = "TICKWIRE_SEED")]
     pub seed: Option<u64>,
@@ -314,6 +328,9 @@ impl Flags {
         );
         if self.arena.is_some() {
             c.arena = self.arena.clone();
+        }
+        if self.web_root.is_some() {
+            c.web_root = self.web_root.clone();
         }
         c.validate()?;
         Ok(c)

@@ -63,8 +63,8 @@ pub struct App {
 
 /// The routes, for [`run`] and for tests that want the app without a listener.
 pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/", get(api::index))
+    let web = app.cfg.web_root();
+    let routes = Router::new()
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .route("/api/rooms", get(api::list_rooms).post(api::create_room))
@@ -76,8 +76,14 @@ pub fn router(app: App) -> Router {
         .route("/api/rooms/{id}/join", post(http_player::join))
         .route("/api/rooms/{id}/input", post(http_player::input))
         .route("/api/rooms/{id}/leave", post(http_player::leave))
-        .route("/api/matchmake", post(api::matchmake))
-        .with_state(app)
+        .route("/api/matchmake", post(api::matchmake));
+    // The browser client's files; without them, a page that says where the API is.
+    let routes = if web.join("index.html").is_file() {
+        routes.fallback_service(tower_http::services::ServeDir::new(web))
+    } else {
+        routes.route("/", get(api::index))
+    };
+    routes.with_state(app)
 }
 
 /// Serves until `shutdown` completes, then closes every client with a reason and returns once

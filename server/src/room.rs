@@ -58,6 +58,38 @@ pub struct RoomStats {
     pub tick: AtomicU32,
 }
 
+/// The rules a client needs to predict its own ship between frames (see the arena's
+/// `[rules.ship]` and `[rules.boost]`).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Flight {
+    /// Degrees per second at full stick.
+    pub turn_rate: f32,
+    /// Acceleration at full thrust, units per second².
+    pub thrust: f32,
+    /// Fraction of `thrust` when reversing.
+    pub reverse_power: f32,
+    /// Speed decays as e^(−drag · t).
+    pub drag: f32,
+    /// Speed cap without boost, units per second.
+    pub max_speed: f32,
+    /// Thrust and speed-cap multiplier while boosting.
+    pub boost_multiplier: f32,
+}
+
+impl Flight {
+    fn of(arena: &Arena) -> Self {
+        let (s, b) = (&arena.rules.ship, &arena.rules.boost);
+        Self {
+            turn_rate: s.turn_rate,
+            thrust: s.thrust,
+            reverse_power: s.reverse_power,
+            drag: s.drag,
+            max_speed: s.max_speed,
+            boost_multiplier: b.multiplier,
+        }
+    }
+}
+
 /// What a successful join or resume gives a connection.
 #[derive(Debug)]
 pub struct Joined {
@@ -115,6 +147,8 @@ struct RoomShared {
     tick_rate: u16,
     send_rate: u16,
     arena: ArenaInfo,
+    /// How ships fly, for clients that predict their own ship.
+    flight: Flight,
     /// Commands to the task. Bounded; a full queue makes joiners wait (with a timeout).
     commands: mpsc::Sender<Command>,
     /// The latest send. Latest-value only: a receiver that lags sees just the newest.
@@ -155,6 +189,11 @@ impl Room {
     /// What clients draw.
     pub fn arena(&self) -> &ArenaInfo {
         &self.inner.arena
+    }
+
+    /// How ships fly here.
+    pub fn flight(&self) -> &Flight {
+        &self.inner.flight
     }
 
     /// Live figures.
@@ -266,10 +305,14 @@ pub fn spawn(
         inner: Arc::new(RoomShared {
             id,
             owner,
-            capacity: cfg.room_capacity,
+            // The arena's ship limit (AI included) caps the humans a room can take.
+            capacity: cfg
+                .room_capacity
+                .min(u16::try_from(world.arena().rules.max_ships).unwrap_or(u16::MAX)),
             tick_rate: cfg.tick_rate,
             send_rate: cfg.send_rate,
             arena: world.arena().info(),
+            flight: Flight::of(world.arena()),
             commands: commands_tx,
             published,
             history: Mutex::new(VecDeque::from([first.clone()])),
@@ -385,7 +428,7 @@ impl RoomTask {
     }
 
     fn join(&mut self, name: &str) -> Result<Joined, JoinError> {
-        if self.humans() >= usize::from(self.cfg.room_capacity) {
+        if self.humans() >= usize::from(self.room.capacity()) {
             return Err(JoinError::Full);
         }
         // Make room first: an AI ship leaves for every human who arrives.

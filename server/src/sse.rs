@@ -96,9 +96,11 @@ async fn next_event(mut s: State_) -> Option<(Result<Event, Infallible>, State_)
         } => {
             let ack = s.opened.follower.ack(&published);
             let bytes = render::frame(&published, &payload, from.as_deref(), ack, format);
-            s.app
-                .metrics
-                .frame_out(Transport::Sse, bytes.len(), payload.base.is_none());
+            s.app.metrics.frame_out(
+                Transport::Sse,
+                sent_len(&bytes, format),
+                payload.base.is_none(),
+            );
             data(
                 Event::default()
                     .id(published.tick.to_string())
@@ -121,6 +123,14 @@ fn closing(s: &mut State_, code: u16, reason: String) -> Event {
     s.done = true;
     let msg = render::message(&ServerMsg::Close { code, reason }, s.opened.format);
     data(Event::default().event("close"), &msg, s.opened.format)
+}
+
+/// The bytes a message takes on the wire: base64 inflates binary by a third.
+fn sent_len(msg: &Bytes, format: Format) -> usize {
+    match format {
+        Format::Binary => msg.len().div_ceil(3) * 4,
+        Format::Json => msg.len(),
+    }
 }
 
 /// Puts a message in an event's `data:` — base64 for the binary format, as is for JSON.
