@@ -62,6 +62,7 @@ impl Http {
             .tcp_nodelay(true)
             // A session holds one state request and one input post at a time.
             .pool_max_idle_per_host(2)
+            .local_address(opts.local_address)
             .build()
             .map_err(ClientError::Http)?;
         Ok(Self {
@@ -427,6 +428,30 @@ mod tests {
         assert!(matches!(
             welcome_of_room(b"[]"),
             Err(ClientError::Protocol(_))
+        ));
+        Ok(())
+    }
+
+    /// What a stream's first messages mean: a `Welcome` ends the handshake; a `Close` before it
+    /// is a typed refusal and a frame before it breaks the protocol (the real server always
+    /// sends its `Welcome` first, so these two are checked here, without a socket).
+    #[test]
+    fn a_close_before_the_welcome_is_a_typed_refusal() -> Result<(), ClientError> {
+        use crate::inbound::samples;
+        use game_core::codec::decode_server;
+        let welcome = handshake_step(&decode_server(&samples::welcome())?)?;
+        assert_eq!(welcome.map(|w| (w.room, w.tick)), Some(("r".to_owned(), 1)));
+        assert!(matches!(
+            handshake_step(&decode_server(&samples::close())?),
+            Err(ClientError::Refused(CloseInfo { code: 1001, .. }))
+        ));
+        assert!(matches!(
+            handshake_step(&decode_server(&samples::keyframe(7, 0))?),
+            Err(ClientError::Protocol(_))
+        ));
+        assert!(matches!(
+            handshake_step(&ServerMsg::Ping { id: 1 }),
+            Ok(None)
         ));
         Ok(())
     }

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use game_core::codec::decode_server;
 use game_core::protocol::{Frame, ServerMsg};
-use game_core::replica::Replica;
 
 use crate::error::{ClientError, CloseInfo};
 use crate::ledger::Ledger;
+use crate::sink::FrameSink;
 use crate::stats::Stats;
 use crate::ws::{Event, FrameEvent};
 
@@ -29,15 +29,17 @@ pub(crate) fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Applies `frame` (a message of `bytes` bytes, seen at `now`) to `replica`: counts its size,
-/// notes its `ack` (against `ledger`'s inputs in flight, if the client sends any), verifies it.
-/// A frame that does not verify is counted and returned as [`ClientError::Desync`].
-pub(crate) fn apply_frame(
+/// Applies `frame` (a message of `bytes` bytes, seen at `now`) to `replica` (any
+/// [`FrameSink`]: a verifying [`Replica`](game_core::replica::Replica) or a skim): counts its
+/// size, notes its `ack` (against `ledger`'s inputs in flight, if the client sends any),
+/// verifies it. A frame that does not verify is counted and returned as
+/// [`ClientError::Desync`].
+pub(crate) fn apply_frame<S: FrameSink + ?Sized>(
     frame: &Frame,
     bytes: usize,
     now: std::time::Instant,
     ledger: Option<&Mutex<Ledger>>,
-    replica: &mut Replica,
+    replica: &mut S,
     stats: &mut Stats,
 ) -> Result<FrameEvent, ClientError> {
     stats.frame_bytes += bytes as u64;
@@ -49,7 +51,7 @@ pub(crate) fn apply_frame(
             .ack(frame.ack, now, |d| stats.ack_latency.record(d)),
         None => 0,
     };
-    if let Err(e) = replica.apply(frame) {
+    if let Err(e) = replica.accept(frame) {
         stats.desyncs += 1;
         return Err(ClientError::Desync(e));
     }
@@ -95,10 +97,10 @@ impl Inbound {
     /// Handles one server message (`bytes`) without waiting: `Some` event for a frame or a
     /// chat line, `None` for what is not an event, an error for a `Close`, a second `Welcome`,
     /// or a frame that does not verify.
-    pub(crate) fn handle(
+    pub(crate) fn handle<S: FrameSink + ?Sized>(
         &mut self,
         bytes: &[u8],
-        replica: &mut Replica,
+        replica: &mut S,
         stats: &mut Stats,
     ) -> Result<Option<Event>, ClientError> {
         let now = now();
@@ -178,6 +180,7 @@ mod tests {
     use super::samples::keyframe;
     use super::*;
     use game_core::codec::encode_server;
+    use game_core::replica::Replica;
 
     #[test]
     fn frames_chat_and_close() {

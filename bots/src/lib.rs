@@ -14,6 +14,8 @@
 //!   WebSocket).
 //! - [`transport`]: [`Transport`] and [`open`], which starts a [`Session`] on any of them: a
 //!   [`Follower`] for state and a [`Sender`] for inputs.
+//! - [`sink`]: what a follower does with each frame: a [`Replica`](game_core::replica::Replica)
+//!   verifies it in full, a [`Skim`] only follows its tick (for load generation at scale).
 //! - [`ledger`]: what was sent and not yet answered (input seqs, pings), bounded.
 //! - [`stats`]: counters and latency samples a client keeps across connections.
 //! - [`error`]: [`ClientError`], with the server's close codes and HTTP error codes as values,
@@ -37,8 +39,6 @@ pub mod backoff;
 pub mod bot;
 pub mod endpoint;
 pub mod error;
-#[cfg(test)]
-mod fake_http;
 mod http;
 mod inbound;
 pub mod ledger;
@@ -46,6 +46,7 @@ pub mod options;
 pub mod player;
 pub mod poll;
 pub mod records;
+pub mod sink;
 pub mod sse;
 pub mod stats;
 pub mod stream;
@@ -58,6 +59,7 @@ pub use error::{ApiError, ClientError, CloseInfo, FramingError, Recovery, api_co
 pub use options::{ConnectOptions, Resume, Welcome};
 pub use player::HttpInputs;
 pub use poll::PollFollower;
+pub use sink::{FrameSink, Skim};
 pub use sse::SseFollower;
 pub use stats::{Samples, Stats, Summary};
 pub use stream::StreamFollower;

@@ -2,6 +2,7 @@
 //! ([`ConnectOptions`]), where to pick up ([`Resume`]), and what the server said
 //! ([`Welcome`]).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use game_core::protocol::{ArenaInfo, PROTOCOL_VERSION, ServerMsg, SessionToken};
@@ -39,6 +40,10 @@ pub struct ConnectOptions {
     /// Polling: time between `GET …/poll?wait=0` requests; `None` is one send period
     /// (1 / the room's `send_rate`).
     pub poll_interval: Option<Duration>,
+    /// The local address to connect from (port chosen by the kernel); `None` lets the kernel
+    /// pick. A load generator spreads its connections over `127.0.0.x` this way: one source
+    /// address has only so many ephemeral ports for one server address.
+    pub local_address: Option<IpAddr>,
 }
 
 impl ConnectOptions {
@@ -57,6 +62,7 @@ impl ConnectOptions {
             write_timeout: Duration::from_secs(5),
             long_poll_wait: Duration::from_secs(25),
             poll_interval: None,
+            local_address: None,
         })
     }
 

@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use game_core::codec::SERVER_MSG_LIMIT;
 use game_core::protocol::SessionToken;
-use game_core::replica::Replica;
 use reqwest::StatusCode;
 use tokio::time::{Instant, sleep_until, timeout};
 use url::Url;
@@ -35,6 +34,7 @@ use crate::http::{Http, read_limited};
 use crate::inbound::Inbound;
 use crate::options::ConnectOptions;
 use crate::records::one_record;
+use crate::sink::FrameSink;
 use crate::stats::Stats;
 use crate::ws::Event;
 
@@ -127,9 +127,9 @@ impl PollFollower {
     /// `cursor_in_future`); the next call polls again.
     ///
     /// Cancel-safe: the request in flight and the time of the next one live in the follower.
-    pub async fn next_event(
+    pub async fn next_event<S: FrameSink + ?Sized>(
         &mut self,
-        replica: &mut Replica,
+        replica: &mut S,
         stats: &mut Stats,
     ) -> Result<Event, ClientError> {
         loop {
@@ -256,190 +256,5 @@ async fn poll_unbounded(http: &Http, url: Url) -> Result<Answer, ClientError> {
         other => Err(ClientError::Protocol(format!(
             "unexpected HTTP {other} from a poll"
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::endpoint::Role;
-    use crate::fake_http::{Answer, FakeHttp, Request};
-    use crate::options::Resume;
-    use crate::transport::{Follower, Session, Transport, open};
-    use game_core::codec::encode_server;
-    use game_core::protocol::{Frame, ServerMsg};
-    use game_core::snapshot::Snapshot;
-
-    const ROOM: &str = r#"{"id": "r", "tick": 10, "tick_rate": 60, "send_rate": 10,
-        "arena": {"width": 100, "height": 100, "obstacles": []}}"#;
-
-    /// A keyframe of an empty room at `tick`, as a poll body.
-    fn keyframe_record(tick: u32) -> Vec<u8> {
-        let snap = Snapshot {
-            tick,
-            entities: Vec::new(),
-        };
-        let msg = encode_server(&ServerMsg::Frame(Frame {
-            tick,
-            base: None,
-            checksum: snap.checksum(),
-            ack: 0,
-            delta: game_core::delta::keyframe(&snap),
-        }));
-        let mut out = (msg.len() as u32).to_le_bytes().to_vec();
-        out.extend(msg);
-        out
-    }
-
-    /// The room's JSON; a poll without `since` gets a keyframe at tick 10 after `hold`, one with
-    /// `since=T` gets `204` with cursor `cursor(T)` at once.
-    fn script(hold: Duration, cursor: fn(&str) -> String) -> impl Fn(&Request) -> Answer {
-        move |r| {
-            if r.target == "/api/rooms/r" {
-                return Answer::json(200, ROOM);
-            }
-            match r.target.split_once("since=") {
-                None => Answer {
-                    status: 200,
-                    headers: vec![
-                        ("content-type", "application/octet-stream".into()),
-                        (CURSOR_HEADER, "10".into()),
-                    ],
-                    body: keyframe_record(10),
-                    delay: hold,
-                },
-                Some((_, rest)) => {
-                    let since = rest.split('&').next().unwrap_or_default();
-                    Answer {
-                        status: 204,
-                        headers: vec![(CURSOR_HEADER, cursor(since))],
-                        ..Answer::default()
-                    }
-                }
-            }
-        }
-    }
-
-    async fn spectate(
-        base: &str,
-        t: Transport,
-        tweak: impl FnOnce(&mut ConnectOptions),
-    ) -> Result<Follower, ClientError> {
-        let mut opts = ConnectOptions::new(base, "r", Role::Spectator)?;
-        tweak(&mut opts);
-        let Session { follower, .. } = open(&opts, t, Resume::default()).await?;
-        Ok(follower)
-    }
-
-    /// A `select!` loop drops `next_event` every few ms; the held long poll survives that.
-    #[tokio::test]
-    async fn a_held_poll_survives_cancelled_calls() -> Result<(), ClientError> {
-        let server = FakeHttp::start(script(Duration::from_millis(300), str::to_owned)).await;
-        let mut follower = spectate(&server.base, Transport::LongPoll, |_| {}).await?;
-        let (mut replica, mut stats) = (Replica::new(), Stats::new());
-        let mut cancelled = 0;
-        let event = loop {
-            let call = follower.next_event(&mut replica, &mut stats);
-            match tokio::time::timeout(Duration::from_millis(20), call).await {
-                Err(_) => cancelled += 1,
-                Ok(event) => break event?,
-            }
-        };
-        assert!(matches!(event, Event::Frame(f) if f.tick == 10 && f.base.is_none()));
-        assert!(cancelled >= 3, "the poll was held: {cancelled}");
-        let polls = server.requests("/api/rooms/r/poll");
-        assert_eq!(
-            polls.len(),
-            1,
-            "one request, however often the call was dropped"
-        );
-        assert_eq!(polls[0].target, "/api/rooms/r/poll?wait=25");
-        assert_eq!((stats.polls, stats.frames), (1, 1));
-        Ok(())
-    }
-
-    /// Polling asks once per interval; an empty long poll does not make it spin either.
-    #[tokio::test]
-    async fn polls_are_paced_and_empty_answers_do_not_spin() -> Result<(), ClientError> {
-        let server = FakeHttp::start(script(Duration::ZERO, str::to_owned)).await;
-        for t in [Transport::Poll, Transport::LongPoll] {
-            let mut follower = spectate(&server.base, t, |o| {
-                o.poll_interval = Some(Duration::from_millis(100));
-            })
-            .await?;
-            let (mut replica, mut stats) = (Replica::new(), Stats::new());
-            follower.next_event(&mut replica, &mut stats).await?;
-            let before = server.requests("/api/rooms/r/poll").len();
-            let quiet = follower.next_event(&mut replica, &mut stats);
-            assert!(
-                tokio::time::timeout(Duration::from_millis(550), quiet)
-                    .await
-                    .is_err()
-            );
-            let polls = server.requests("/api/rooms/r/poll");
-            let n = polls.len() - before;
-            // ~5 at 100 ms; a loaded machine may manage fewer, but never many more.
-            assert!((2..=7).contains(&n), "{t}: {n} polls in 550 ms");
-            assert!(
-                polls[before..]
-                    .iter()
-                    .all(|r| r.target.contains("since=10"))
-            );
-            for w in polls[before..].windows(2) {
-                let gap = w[1].at - w[0].at;
-                assert!(gap >= Duration::from_millis(50), "{t}: polls {gap:?} apart");
-            }
-            assert_eq!(stats.empty_polls, stats.polls - 1);
-        }
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn a_cursor_that_contradicts_the_answer_is_a_protocol_error() -> Result<(), ClientError> {
-        let server = FakeHttp::start(script(Duration::ZERO, |_| "99".into())).await;
-        let mut follower = spectate(&server.base, Transport::Poll, |_| {}).await?;
-        let (mut replica, mut stats) = (Replica::new(), Stats::new());
-        follower.next_event(&mut replica, &mut stats).await?;
-        let result = follower.next_event(&mut replica, &mut stats).await;
-        assert!(
-            matches!(result, Err(ClientError::Protocol(_))),
-            "{result:?}"
-        );
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn error_answers_keep_their_status_and_code() -> Result<(), ClientError> {
-        let server = FakeHttp::start(|r: &Request| {
-            if r.target == "/api/rooms/r" {
-                Answer::json(200, ROOM)
-            } else {
-                Answer::json(
-                    400,
-                    r#"{"error": {"code": "cursor_in_future", "message": "ahead"}}"#,
-                )
-            }
-        })
-        .await;
-        let mut follower = spectate(&server.base, Transport::Poll, |_| {}).await?;
-        let (mut replica, mut stats) = (Replica::new(), Stats::new());
-        let err = follower.next_event(&mut replica, &mut stats).await;
-        assert!(
-            matches!(&err, Err(e) if e.http_status() == Some(400) && e.api_code() == Some("cursor_in_future")),
-            "{err:?}"
-        );
-        let gone = FakeHttp::start(|_: &Request| {
-            Answer::json(
-                404,
-                r#"{"error": {"code": "room_not_found", "message": "no"}}"#,
-            )
-        })
-        .await;
-        let missing = spectate(&gone.base, Transport::LongPoll, |_| {}).await;
-        assert!(
-            matches!(&missing, Err(e) if e.api_code() == Some("room_not_found")),
-            "{missing:?}"
-        );
-        Ok(())
     }
 }

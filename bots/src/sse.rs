@@ -20,13 +20,13 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use game_core::codec::decode_server;
-use game_core::replica::Replica;
 
 use crate::endpoint::{Cursor, room_endpoint};
 use crate::error::{ClientError, FramingError};
 use crate::http::{Body, Http, handshake_step, open_stream};
 use crate::inbound::Inbound;
 use crate::options::{ConnectOptions, Welcome};
+use crate::sink::FrameSink;
 use crate::stats::Stats;
 use crate::ws::Event;
 
@@ -87,9 +87,9 @@ impl SseFollower {
     /// [`ClientError::ConnectionLost`].
     ///
     /// Cancel-safe: it awaits only the body's next chunk, and keeps what it parsed.
-    pub async fn next_event(
+    pub async fn next_event<S: FrameSink + ?Sized>(
         &mut self,
-        replica: &mut Replica,
+        replica: &mut S,
         stats: &mut Stats,
     ) -> Result<Event, ClientError> {
         loop {
@@ -131,67 +131,8 @@ pub fn decode_data(data: &str) -> Result<Vec<u8>, FramingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::Role;
-    use crate::error::CloseInfo;
-    use crate::fake_http::{Answer, FakeHttp, Request};
-    use crate::inbound::samples;
-    use crate::options::Resume;
-    use crate::transport::{Session, Transport, open};
     use game_core::codec::encode_server;
     use game_core::protocol::ServerMsg;
-
-    /// Welcome, a keep-alive, a frame, a chat under an event type nobody knows yet, a close.
-    #[tokio::test]
-    async fn a_stream_of_events_becomes_verified_events() -> Result<(), ClientError> {
-        let body = format!(
-            "retry: 2000\r\nevent: welcome\r\ndata: {}\r\n\r\n: keep-alive\r\n\r\n\
-             id: 7\r\nevent: frame\r\ndata: {}\r\n\r\nevent: shout\r\ndata: {}\r\n\r\n\
-             event: close\r\ndata: {}\r\n\r\n",
-            STANDARD.encode(samples::welcome()),
-            STANDARD.encode(samples::keyframe(7, 0)),
-            STANDARD.encode(encode_server(&ServerMsg::Chat {
-                from: 0,
-                name: "server".into(),
-                text: "hi".into(),
-            })),
-            STANDARD.encode(samples::close()),
-        );
-        let server = FakeHttp::start(move |_: &Request| Answer {
-            status: 200,
-            headers: vec![("content-type", "text/event-stream".into())],
-            body: body.clone().into_bytes(),
-            delay: Duration::ZERO,
-        })
-        .await;
-        let opts = ConnectOptions::new(&server.base, "r", Role::Spectator)?;
-        let resume = Resume {
-            last_tick: Some(5),
-            ..Resume::default()
-        };
-        let Session {
-            welcome,
-            mut follower,
-            ..
-        } = open(&opts, Transport::Sse, resume).await?;
-        assert_eq!((welcome.room.as_str(), welcome.tick), ("r", 1));
-        let (mut replica, mut stats) = (Replica::new(), Stats::new());
-        let frame = follower.next_event(&mut replica, &mut stats).await?;
-        assert!(matches!(frame, Event::Frame(f) if f.tick == 7));
-        let chat = follower.next_event(&mut replica, &mut stats).await?;
-        assert!(matches!(chat, Event::Chat { text, .. } if text == "hi"));
-        for _ in 0..2 {
-            assert!(matches!(
-                follower.next_event(&mut replica, &mut stats).await,
-                Err(ClientError::Closed(CloseInfo { code: 1001, .. }))
-            ));
-        }
-        // The resume went as `Last-Event-ID`, not in the query.
-        let requests = server.requests("/api/rooms/r/sse");
-        assert_eq!(requests.len(), 1);
-        assert_eq!(requests[0].target, "/api/rooms/r/sse");
-        assert_eq!(requests[0].header("last-event-id"), Some("5"));
-        Ok(())
-    }
 
     #[test]
     fn data_is_base64_of_a_server_message() -> Result<(), FramingError> {

@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use game_core::protocol::Input;
-use game_core::replica::Replica;
 use tokio::time::timeout;
 
 use crate::endpoint::{Cursor, Role};
@@ -34,6 +33,7 @@ use crate::ledger::Ledger;
 use crate::options::{ConnectOptions, Resume, Welcome};
 use crate::player::{HttpInputs, join};
 use crate::poll::PollFollower;
+use crate::sink::FrameSink;
 use crate::sse::SseFollower;
 use crate::stats::Stats;
 use crate::stream::StreamFollower;
@@ -113,11 +113,12 @@ pub enum Follower {
 }
 
 impl Follower {
-    /// The next event: frames are applied to `replica` and verified, `stats` counts. Each
-    /// transport bounds its waits (see its `next_event`); all are cancel-safe.
-    pub async fn next_event(
+    /// The next event: frames go to `replica` (a [`Replica`](game_core::replica::Replica) applies and verifies them; a
+    /// [`Skim`](crate::sink::Skim) only follows their ticks), `stats` counts. Each transport
+    /// bounds its waits (see its `next_event`); all are cancel-safe.
+    pub async fn next_event<S: FrameSink + ?Sized>(
         &mut self,
-        replica: &mut Replica,
+        replica: &mut S,
         stats: &mut Stats,
     ) -> Result<Event, ClientError> {
         match self {

@@ -29,13 +29,14 @@
 //! passes in, so the state outlives the connection: a reconnect resumes from `replica.tick()`.
 //! [`crate::transport`] wraps this module as one of the five transports.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use game_core::codec::{SERVER_MSG_LIMIT, decode_server, encode_client};
 use game_core::protocol::{ClientMsg, MAX_NAME_CHARS, PROTOCOL_VERSION, ServerMsg};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -78,8 +79,10 @@ fn binary(msg: &ClientMsg) -> Message {
 /// tungstenite's defaults (64 MiB messages, unbounded write buffer) are not ours.
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        // Many bots share a machine: a small initial read buffer (it grows for big frames).
-        .read_buffer_size(16 << 10)
+        // Many bots share a machine, and tungstenite zero-fills up to this much before every
+        // read (128 KiB by default: that memset was the largest cost of a load run). Frames are
+        // a few KiB; bigger ones take a few reads.
+        .read_buffer_size(4 << 10)
         // Client messages are tiny and each is flushed at once.
         .write_buffer_size(0)
         .max_write_buffer_size(64 << 10)
@@ -108,7 +111,12 @@ pub async fn connect(opts: &ConnectOptions, resume: Resume) -> Result<Connection
     }
     let port = url.port_or_known_default().unwrap_or(80);
     let addr = format!("{}:{port}", url.host_str().unwrap_or_default());
-    let tcp = match timeout(opts.connect_timeout, open_tcp(url.host(), port)).await {
+    let tcp = match timeout(
+        opts.connect_timeout,
+        open_tcp(url.host(), port, opts.local_address),
+    )
+    .await
+    {
         Err(_) => {
             return Err(ClientError::ConnectTimeout {
                 addr,
@@ -160,16 +168,45 @@ pub async fn connect(opts: &ConnectOptions, resume: Resume) -> Result<Connection
     })
 }
 
-async fn open_tcp(host: Option<Host<&str>>, port: u16) -> std::io::Result<TcpStream> {
-    match host {
-        Some(Host::Domain(name)) => TcpStream::connect((name, port)).await,
-        Some(Host::Ipv4(ip)) => TcpStream::connect((ip, port)).await,
-        Some(Host::Ipv6(ip)) => TcpStream::connect((ip, port)).await,
-        None => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the URL has no host",
-        )),
+async fn open_tcp(
+    host: Option<Host<&str>>,
+    port: u16,
+    local: Option<IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let Some(local) = local else {
+        return match host {
+            Some(Host::Domain(name)) => TcpStream::connect((name, port)).await,
+            Some(Host::Ipv4(ip)) => TcpStream::connect((ip, port)).await,
+            Some(Host::Ipv6(ip)) => TcpStream::connect((ip, port)).await,
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the URL has no host",
+            )),
+        };
+    };
+    // From a chosen source address: bind it (port 0: the kernel picks), then connect to the
+    // first address of the server's family.
+    let remote = match host {
+        Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
+            .await?
+            .find(|a| a.is_ipv4() == local.is_ipv4()),
+        Some(Host::Ipv4(ip)) => Some(SocketAddr::from((ip, port))),
+        Some(Host::Ipv6(ip)) => Some(SocketAddr::from((ip, port))),
+        None => None,
     }
+    .ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("no server address of the same family as {local}"),
+        )
+    })?;
+    let socket = if local.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(local, 0))?;
+    socket.connect(remote).await
 }
 
 /// Sends `hello` and reads until `Welcome` or a refusal. The caller bounds it in time.

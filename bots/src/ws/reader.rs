@@ -13,7 +13,6 @@ use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use game_core::codec::{decode_server, encode_client};
 use game_core::protocol::{ClientMsg, ServerMsg};
-use game_core::replica::Replica;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
@@ -23,6 +22,7 @@ use super::{Ws, close_info, linger};
 use crate::error::{ClientError, CloseInfo};
 use crate::inbound::{apply_frame, lock, now};
 use crate::ledger::Ledger;
+use crate::sink::FrameSink;
 use crate::stats::Stats;
 
 /// Something the server sent, after the reader has dealt with it.
@@ -99,7 +99,8 @@ impl Reader {
 
     /// The next event from the server, waiting at most `read_timeout` for a message.
     ///
-    /// Frames are applied to `replica` and verified; `stats` counts frames, acks, latencies.
+    /// Frames go to `replica` (a [`Replica`](game_core::replica::Replica) applies and verifies
+    /// them; any [`FrameSink`] will do); `stats` counts frames, acks, latencies.
     /// A server `Ping` is answered here without waiting (see the module docs) and not
     /// reported. Errors end the connection: [`ClientError::Closed`] when the server closed it
     /// (every later call returns the same), [`ClientError::Desync`] when a frame did not
@@ -108,9 +109,9 @@ impl Reader {
     ///
     /// Cancel-safe: it awaits only the socket's next message (and, after a close frame, a
     /// bounded linger whose result is kept), so it can sit in a `tokio::select!` loop.
-    pub async fn next_event(
+    pub async fn next_event<S: FrameSink + ?Sized>(
         &mut self,
-        replica: &mut Replica,
+        replica: &mut S,
         stats: &mut Stats,
     ) -> Result<Event, ClientError> {
         loop {
@@ -159,10 +160,10 @@ impl Reader {
     }
 
     /// Handles one server message without waiting; `None` for messages that are not events.
-    fn handle(
+    fn handle<S: FrameSink + ?Sized>(
         &mut self,
         bytes: &[u8],
-        replica: &mut Replica,
+        replica: &mut S,
         stats: &mut Stats,
     ) -> Result<Option<Event>, ClientError> {
         let now = now();
