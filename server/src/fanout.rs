@@ -33,6 +33,11 @@ pub struct Published {
     /// Set when the room is closing: the code and reason every client gets.
     pub closing: Option<(u16, String)>,
     keyframe: OnceLock<Bytes>,
+    /// The whole frame for a spectator on the shared path (ack 0, delta from the previous send):
+    /// the same bytes for every such client, built on first use.
+    spectator_frame: OnceLock<Bytes>,
+    /// The same frame in base64, for SSE spectators.
+    spectator_base64: OnceLock<std::sync::Arc<str>>,
 }
 
 /// The delta payload one client needs, and its baseline (`None`: keyframe).
@@ -68,6 +73,8 @@ impl Published {
             acks,
             closing: None,
             keyframe: OnceLock::new(),
+            spectator_frame: OnceLock::new(),
+            spectator_base64: OnceLock::new(),
         }
     }
 
@@ -83,6 +90,8 @@ impl Published {
             acks: self.acks.clone(),
             closing: Some((code, reason.to_owned())),
             keyframe: OnceLock::new(),
+            spectator_frame: OnceLock::new(),
+            spectator_base64: OnceLock::new(),
         }
     }
 
@@ -124,8 +133,38 @@ impl Published {
         }
     }
 
-    /// A whole `ServerMsg::Frame` for one client: its header and the shared payload.
+    /// Whether `payload` with `ack` is the frame every spectator on the shared path gets.
+    fn is_spectator_frame(&self, payload: &Payload, ack: u32) -> bool {
+        ack == 0 && payload.base.is_some() && payload.base == self.prev_tick
+    }
+
+    /// A whole `ServerMsg::Frame` for one client: its header and the shared payload. The common
+    /// spectator frame is built once per send and shared.
     pub fn frame_bytes(&self, payload: &Payload, ack: u32) -> Bytes {
+        if self.is_spectator_frame(payload, ack) {
+            return self
+                .spectator_frame
+                .get_or_init(|| self.build_frame(payload, 0))
+                .clone();
+        }
+        self.build_frame(payload, ack)
+    }
+
+    /// The frame in base64 (for SSE), shared like [`Published::frame_bytes`].
+    pub fn frame_base64(&self, payload: &Payload, ack: u32) -> std::sync::Arc<str> {
+        use base64::Engine;
+        let encode = || {
+            std::sync::Arc::from(
+                base64::engine::general_purpose::STANDARD.encode(self.frame_bytes(payload, ack)),
+            )
+        };
+        if self.is_spectator_frame(payload, ack) {
+            return self.spectator_base64.get_or_init(encode).clone();
+        }
+        encode()
+    }
+
+    fn build_frame(&self, payload: &Payload, ack: u32) -> Bytes {
         let mut out = Vec::with_capacity(payload.bytes.len() + 20);
         codec::encode_frame(
             self.tick,
@@ -163,6 +202,44 @@ mod tests {
         };
         let f: Frame = f;
         r.apply(&f).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn spectator_frames_are_built_once_per_send() {
+        let (a, b) = (snap(10, 1), snap(12, 2));
+        let p = Published::next(
+            Some(10),
+            b.clone(),
+            Bytes::from(delta::encode(&a, &b)),
+            vec![(1, 3)],
+            10,
+        );
+        let mut enc = Encoder::new();
+        let shared = p
+            .payload_for(Some(&a), &mut enc)
+            .unwrap_or_else(|| panic!("delta"));
+        let (one, two) = (p.frame_bytes(&shared, 0), p.frame_bytes(&shared, 0));
+        assert_eq!(
+            one.as_ptr(),
+            two.as_ptr(),
+            "one allocation for every spectator"
+        );
+        let player = p.frame_bytes(&shared, 3);
+        assert_ne!(one, player, "a player's frame carries its own ack");
+        let Ok(ServerMsg::Frame(f)) = codec::decode_server(&player) else {
+            panic!("frame")
+        };
+        assert_eq!(f.ack, 3);
+        use base64::Engine;
+        let text = p.frame_base64(&shared, 0);
+        assert!(std::sync::Arc::ptr_eq(&text, &p.frame_base64(&shared, 0)));
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(&*text)
+                .ok()
+                .as_deref(),
+            Some(&one[..])
+        );
     }
 
     #[test]

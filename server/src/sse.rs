@@ -95,19 +95,27 @@ async fn next_event(mut s: State_) -> Option<(Result<Event, Infallible>, State_)
             from,
         } => {
             let ack = s.opened.follower.ack(&published);
-            let bytes = render::frame(&published, &payload, from.as_deref(), ack, format);
-            s.app.metrics.frame_out(
-                Transport::Sse,
-                sent_len(&bytes, format),
-                payload.base.is_none(),
-            );
-            data(
-                Event::default()
-                    .id(published.tick.to_string())
-                    .event("frame"),
-                &bytes,
-                format,
-            )
+            let event = Event::default()
+                .id(published.tick.to_string())
+                .event("frame");
+            let keyframe = payload.base.is_none();
+            match format {
+                // Base64 of the frame; for spectators it is encoded once per send and shared.
+                Format::Binary => {
+                    let text = published.frame_base64(&payload, ack);
+                    s.app
+                        .metrics
+                        .frame_out(Transport::Sse, text.len(), keyframe);
+                    event.data(&*text)
+                }
+                Format::Json => {
+                    let bytes = render::frame(&published, &payload, from.as_deref(), ack, format);
+                    s.app
+                        .metrics
+                        .frame_out(Transport::Sse, bytes.len(), keyframe);
+                    data(event, &bytes, format)
+                }
+            }
         }
         Next::Closed(code, reason) => closing(&mut s, code, reason),
         Next::Shutdown => closing(
@@ -123,14 +131,6 @@ fn closing(s: &mut State_, code: u16, reason: String) -> Event {
     s.done = true;
     let msg = render::message(&ServerMsg::Close { code, reason }, s.opened.format);
     data(Event::default().event("close"), &msg, s.opened.format)
-}
-
-/// The bytes a message takes on the wire: base64 inflates binary by a third.
-fn sent_len(msg: &Bytes, format: Format) -> usize {
-    match format {
-        Format::Binary => msg.len().div_ceil(3) * 4,
-        Format::Json => msg.len(),
-    }
 }
 
 /// Puts a message in an event's `data:` — base64 for the binary format, as is for JSON.
