@@ -218,3 +218,69 @@ pub fn open(
         presence,
     })
 }
+
+/// A long-lived HTTP follower (SSE, streaming) while its response lives: dropped, with its
+/// connection permit and presence, when the client goes away.
+pub struct Live {
+    /// The server.
+    pub app: crate::App,
+    /// The follower and its format.
+    pub opened: Opened,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Opens a long-lived HTTP follower: a connection permit (refused with 503 when none is left),
+/// then [`open`].
+pub fn open_live(
+    app: &crate::App,
+    room_id: &str,
+    q: &FollowQuery,
+    since: Option<u32>,
+    transport: Transport,
+) -> Result<Live, AppError> {
+    let permit = app.connections.clone().try_acquire_owned().map_err(|_| {
+        app.metrics
+            .reject(crate::metrics::Rejection::TooManyConnections);
+        AppError::too_many_connections()
+    })?;
+    let opened = open(app, room_id, q, since, transport)?;
+    Ok(Live {
+        app: app.clone(),
+        opened,
+        _permit: permit,
+    })
+}
+
+/// The messages of a live follower: `first`, then one `render`ed item per [`Next`] until
+/// `render` says the item was the last (the close).
+pub fn messages<T: Send + 'static>(
+    live: Live,
+    first: T,
+    render: fn(&mut Live, Next) -> (T, bool),
+) -> impl futures_util::Stream<Item = Result<T, std::convert::Infallible>> + Send {
+    futures_util::stream::unfold(
+        (live, Some(first), false),
+        move |(mut live, first, done)| async move {
+            if let Some(first) = first {
+                return Some((Ok(first), (live, None, false)));
+            }
+            if done {
+                return None;
+            }
+            let next = live.opened.follower.next(&live.app.shutdown).await;
+            let (item, last) = render(&mut live, next);
+            Some((Ok(item), (live, None, last)))
+        },
+    )
+}
+
+impl Next {
+    /// The close code and reason of a `Closed` or `Shutdown`; `None` for a frame.
+    pub fn close(&self) -> Option<(u16, String)> {
+        match self {
+            Self::Frame { .. } => None,
+            Self::Closed(code, reason) => Some((*code, reason.clone())),
+            Self::Shutdown => Some((close::GOING_AWAY, "the server is shutting down".to_owned())),
+        }
+    }
+}

@@ -13,7 +13,7 @@
 
 use crate::App;
 use crate::api::AppError;
-use crate::follow::{self, FollowQuery, Next, Opened};
+use crate::follow::{self, FollowQuery, Live, Next};
 use crate::metrics::Transport;
 use crate::render::{self, Format};
 use axum::extract::{Path, Query, State};
@@ -23,8 +23,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use game_core::protocol::{ServerMsg, close};
-use std::convert::Infallible;
+use game_core::protocol::ServerMsg;
 use std::time::Duration;
 
 /// `GET /api/rooms/{id}/sse`.
@@ -41,12 +40,8 @@ pub async fn sse(
         Some(v) => Some(follow::parse_cursor(v)?),
         None => None,
     };
-    let permit = app.connections.clone().try_acquire_owned().map_err(|_| {
-        app.metrics
-            .reject(crate::metrics::Rejection::TooManyConnections);
-        AppError::too_many_connections()
-    })?;
-    let opened = follow::open(&app, &id, &q, since, Transport::Sse)?;
+    let live = follow::open_live(&app, &id, &q, since, Transport::Sse)?;
+    let opened = &live.opened;
     let retry = Duration::from_millis(app.cfg.sse_retry_ms);
     let keepalive = Duration::from_secs(app.cfg.sse_keepalive_secs);
     let welcome = render::welcome(opened.follower.room(), opened.ship.unwrap_or(0));
@@ -55,14 +50,7 @@ pub async fn sse(
         &render::message(&welcome, opened.format),
         opened.format,
     );
-    let state = State_ {
-        app,
-        opened,
-        first: Some(first),
-        done: false,
-        _permit: permit,
-    };
-    let events = futures_util::stream::unfold(state, next_event);
+    let events = follow::messages(live, first, next_event);
     let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(keepalive).text("keep-alive"));
     let no_buffering = [(
         HeaderName::from_static("x-accel-buffering"),
@@ -71,66 +59,44 @@ pub async fn sse(
     Ok((no_buffering, sse).into_response())
 }
 
-/// Everything one SSE response holds while it streams; dropped when the client goes away.
-struct State_ {
-    app: App,
-    opened: Opened,
-    first: Option<Event>,
-    done: bool,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-async fn next_event(mut s: State_) -> Option<(Result<Event, Infallible>, State_)> {
-    if let Some(first) = s.first.take() {
-        return Some((Ok(first), s));
+/// One follower's next event: a frame, or the close event that ends the stream.
+fn next_event(live: &mut Live, next: Next) -> (Event, bool) {
+    let format = live.opened.format;
+    if let Some((code, reason)) = next.close() {
+        let msg = render::message(&ServerMsg::Close { code, reason }, format);
+        return (data(Event::default().event("close"), &msg, format), true);
     }
-    if s.done {
-        return None;
-    }
-    let format = s.opened.format;
-    let event = match s.opened.follower.next(&s.app.shutdown).await {
-        Next::Frame {
-            published,
-            payload,
-            from,
-        } => {
-            let ack = s.opened.follower.ack(&published);
-            let event = Event::default()
-                .id(published.tick.to_string())
-                .event("frame");
-            let keyframe = payload.base.is_none();
-            match format {
-                // Base64 of the frame; for spectators it is encoded once per send and shared.
-                Format::Binary => {
-                    let text = published.frame_base64(&payload, ack);
-                    s.app
-                        .metrics
-                        .frame_out(Transport::Sse, text.len(), keyframe);
-                    event.data(&*text)
-                }
-                Format::Json => {
-                    let bytes = render::frame(&published, &payload, from.as_deref(), ack, format);
-                    s.app
-                        .metrics
-                        .frame_out(Transport::Sse, bytes.len(), keyframe);
-                    data(event, &bytes, format)
-                }
-            }
-        }
-        Next::Closed(code, reason) => closing(&mut s, code, reason),
-        Next::Shutdown => closing(
-            &mut s,
-            close::GOING_AWAY,
-            "the server is shutting down".to_owned(),
-        ),
+    let Next::Frame {
+        published,
+        payload,
+        from,
+    } = next
+    else {
+        return (Event::default().comment("end"), true);
     };
-    Some((Ok(event), s))
-}
-
-fn closing(s: &mut State_, code: u16, reason: String) -> Event {
-    s.done = true;
-    let msg = render::message(&ServerMsg::Close { code, reason }, s.opened.format);
-    data(Event::default().event("close"), &msg, s.opened.format)
+    let ack = live.opened.follower.ack(&published);
+    let event = Event::default()
+        .id(published.tick.to_string())
+        .event("frame");
+    let keyframe = payload.base.is_none();
+    let event = match format {
+        // Base64 of the frame; for spectators it is encoded once per send and shared.
+        Format::Binary => {
+            let text = published.frame_base64(&payload, ack);
+            live.app
+                .metrics
+                .frame_out(Transport::Sse, text.len(), keyframe);
+            event.data(&*text)
+        }
+        Format::Json => {
+            let bytes = render::frame(&published, &payload, from.as_deref(), ack, format);
+            live.app
+                .metrics
+                .frame_out(Transport::Sse, bytes.len(), keyframe);
+            data(event, &bytes, format)
+        }
+    };
+    (event, false)
 }
 
 /// Puts a message in an event's `data:` — base64 for the binary format, as is for JSON.
