@@ -265,19 +265,27 @@ pub struct CreateRoom {
     pub id: Option<String>,
 }
 
+/// Reads an optional JSON body of at most `limit` bytes: empty (or blank) gives the default,
+/// too large is 413, anything that does not parse is 400.
+pub fn json_body<T: Default + for<'de> Deserialize<'de>>(
+    bytes: &Bytes,
+    limit: usize,
+) -> Result<T, AppError> {
+    if bytes.len() > limit {
+        return Err(AppError::too_large(limit));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| AppError::bad_request(format!("body: {e}")))
+}
+
 /// `POST /api/rooms`: the body is optional.
 pub async fn create_room(
     State(app): State<App>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<RoomInfo>), AppError> {
-    if body.len() > 1024 {
-        return Err(AppError::too_large(1024));
-    }
-    let req: CreateRoom = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateRoom::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| AppError::bad_request(format!("body: {e}")))?
-    };
+    let req: CreateRoom = json_body(&body, 1024)?;
     let room = app.registry.create(req.id, Owner::User)?;
     Ok((StatusCode::CREATED, Json(RoomInfo::of(&room))))
 }

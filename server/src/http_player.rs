@@ -7,7 +7,7 @@
 //! taken over by another connection, is dropped, which starts the room's reconnect grace.
 
 use crate::App;
-use crate::api::AppError;
+use crate::api::{AppError, json_body};
 use crate::metrics::Rejection;
 use crate::room::{InputMsg, JoinError, Joined};
 use axum::Json;
@@ -60,13 +60,21 @@ impl HttpPlayers {
 
     /// The ship of a live session in `room` with this token (hex), marking it seen.
     pub fn ship(&self, token: &str, room: &str) -> Option<NetId> {
-        let token: SessionToken = token.parse().ok()?;
+        self.touch(&token.parse().ok()?, room).map(|(ship, _)| ship)
+    }
+
+    /// The ship and input queue of a live session in `room`, marking it seen.
+    fn touch(
+        &self,
+        token: &SessionToken,
+        room: &str,
+    ) -> Option<(NetId, tokio::sync::mpsc::Sender<InputMsg>)> {
         let mut map = self.lock();
         let s = map
-            .get_mut(&token)
+            .get_mut(token)
             .filter(|s| s.room == room && !s.replaced.is_cancelled())?;
         s.last_seen = Instant::now();
-        Some(s.ship)
+        Some((s.ship, s.inputs.clone()))
     }
 
     /// Drops sessions idle for `idle` or replaced by another connection.
@@ -87,23 +95,13 @@ pub struct JoinBody {
     pub token: Option<String>,
 }
 
-fn body<T: Default + for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, AppError> {
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(AppError::too_large(MAX_BODY_BYTES));
-    }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(bytes).map_err(|e| AppError::bad_request(format!("body: {e}")))
-}
-
 /// `POST /api/rooms/{id}/join`.
 pub async fn join(
     State(app): State<App>,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let req: JoinBody = body(&raw)?;
+    let req: JoinBody = json_body(&raw, MAX_BODY_BYTES)?;
     let room = app
         .registry
         .get(&id)
@@ -212,7 +210,8 @@ pub async fn input(
         app.metrics.reject(Rejection::SpectatorInput);
         return Err(AppError::token_required());
     };
-    let req: InputBody = body(&raw).inspect_err(|_| app.metrics.reject(Rejection::Malformed))?;
+    let req: InputBody = json_body(&raw, MAX_BODY_BYTES)
+        .inspect_err(|_| app.metrics.reject(Rejection::Malformed))?;
     if req.inputs.len() > MAX_BATCH {
         app.metrics.reject(Rejection::Malformed);
         return Err(AppError::bad_request(format!(
@@ -227,17 +226,9 @@ pub async fn input(
         app.metrics.reject(Rejection::BadToken);
         AppError::bad_token()
     })?;
-    let (ship, tx) = {
-        let mut map = app.http_players.lock();
-        let Some(s) = map
-            .get_mut(&token)
-            .filter(|s| s.room == id && !s.replaced.is_cancelled())
-        else {
-            app.metrics.reject(Rejection::BadToken);
-            return Err(AppError::bad_token());
-        };
-        s.last_seen = Instant::now();
-        (s.ship, s.inputs.clone())
+    let Some((ship, tx)) = app.http_players.touch(&token, &id) else {
+        app.metrics.reject(Rejection::BadToken);
+        return Err(AppError::bad_token());
     };
     let mut accepted = 0;
     for i in req.inputs {

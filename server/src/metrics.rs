@@ -291,34 +291,18 @@ impl Metrics {
                 );
             }
         }
-        metric(
+        per_transport(
             w,
             "tickwire_frames_out_total",
-            "counter",
             "Frames sent, by transport.",
+            &self.frames_out,
         );
-        for t in Transport::ALL {
-            let n = self.frames_out[t as usize].load(Relaxed);
-            let _ = writeln!(
-                w,
-                "tickwire_frames_out_total{{transport=\"{}\"}} {n}",
-                t.as_str()
-            );
-        }
-        metric(
+        per_transport(
             w,
             "tickwire_bytes_out_total",
-            "counter",
             "Bytes of messages sent, by transport.",
+            &self.bytes_out,
         );
-        for t in Transport::ALL {
-            let n = self.bytes_out[t as usize].load(Relaxed);
-            let _ = writeln!(
-                w,
-                "tickwire_bytes_out_total{{transport=\"{}\"}} {n}",
-                t.as_str()
-            );
-        }
         metric(
             w,
             "tickwire_keyframes_out_total",
@@ -383,6 +367,15 @@ impl Metrics {
             let _ = writeln!(w, "process_resident_memory_bytes {rss}");
         }
         out
+    }
+}
+
+/// A counter with one sample per transport.
+fn per_transport(w: &mut String, name: &str, help: &str, counters: &[AtomicU64; 5]) {
+    metric(w, name, "counter", help);
+    for t in Transport::ALL {
+        let n = counters[t as usize].load(Relaxed);
+        let _ = writeln!(w, "{name}{{transport=\"{}\"}} {n}", t.as_str());
     }
 }
 

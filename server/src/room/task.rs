@@ -202,12 +202,7 @@ impl RoomTask {
             return Err(JoinError::Full);
         }
         // Make room first: an AI ship leaves for every human who arrives.
-        let ai_target = usize::from(self.cfg.ai_fill).saturating_sub(self.humans() + 1);
-        while self.pilots.len() > ai_target {
-            if let Some((id, _)) = self.pilots.pop() {
-                self.world.remove_ship(id);
-            }
-        }
+        self.fill_ai(self.humans() + 1);
         let ship = self.world.add_ship().ok_or(JoinError::Full)?;
         let token = SessionToken(random_token());
         let (joined, player) = attach(ship, token, 0, self.cfg.input_queue);
@@ -240,9 +235,14 @@ impl RoomTask {
         }
     }
 
-    /// Keeps `ai_fill − humans` AI ships in the world.
+    /// Keeps as many AI ships as the humans present leave room for.
     fn rebalance_ai(&mut self) {
-        let target = usize::from(self.cfg.ai_fill).saturating_sub(self.humans());
+        self.fill_ai(self.humans());
+    }
+
+    /// Keeps `ai_fill − humans` AI ships in the world (adding or removing them).
+    fn fill_ai(&mut self, humans: usize) {
+        let target = usize::from(self.cfg.ai_fill).saturating_sub(humans);
         while self.pilots.len() > target {
             if let Some((id, _)) = self.pilots.pop() {
                 self.world.remove_ship(id);
