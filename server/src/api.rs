@@ -11,14 +11,16 @@
 //! ```
 
 use crate::App;
+use crate::metrics::Rejection;
 use crate::registry::CreateError;
 use crate::room::{Owner, Room};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// A room as the API shows it.
@@ -119,6 +121,42 @@ impl AppError {
             code: "too_many_connections",
             message: "the server holds its maximum number of connections; try again later".into(),
         }
+    }
+
+    /// 429 when an IP address makes more of some request than its per-minute limit allows.
+    pub fn rate_limited(what: &str, per_min: u32) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("at most {per_min} {what} per minute from one address; slow down"),
+        )
+    }
+
+    /// 429 for a player sending inputs faster than its rate for a second or more.
+    pub fn input_flood(rate: u32) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "input_flood",
+            format!("more than {rate} inputs per second; the session was closed"),
+        )
+    }
+
+    /// 403 for a browser page from an origin that is not allowed.
+    pub fn origin_not_allowed(origin: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            format!("pages from {origin:?} may not use this server (allowed_origins)"),
+        )
+    }
+
+    /// 408 for a body that did not arrive within the body read timeout.
+    pub fn body_timeout(secs: u64) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the request body did not arrive within {secs} s"),
+        )
     }
 
     /// 400 for a request that does not parse.
@@ -280,11 +318,67 @@ pub fn json_body<T: Default + for<'de> Deserialize<'de>>(
     serde_json::from_slice(bytes).map_err(|e| AppError::bad_request(format!("body: {e}")))
 }
 
+/// Largest request body the API reads (room creation, joins, input batches).
+pub const MAX_BODY_BYTES: usize = 4096;
+
+/// A request body read whole within `body_read_timeout_secs` and [`MAX_BODY_BYTES`]: a client
+/// that trickles its body or sends too much is answered (408, 413) without holding anything.
+pub struct Body(pub Bytes);
+
+impl axum::extract::FromRequest<App> for Body {
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, app: &App) -> Result<Self, AppError> {
+        let secs = app.cfg.body_read_timeout_secs;
+        let read = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES);
+        match tokio::time::timeout(std::time::Duration::from_secs(secs), read).await {
+            Ok(Ok(bytes)) => Ok(Self(bytes)),
+            Ok(Err(_)) => {
+                app.metrics.reject(Rejection::TooBig);
+                Err(AppError::too_large(MAX_BODY_BYTES))
+            }
+            Err(_) => {
+                app.metrics.reject(Rejection::SlowRequest);
+                Err(AppError::body_timeout(secs))
+            }
+        }
+    }
+}
+
+/// Refuses API requests from browser pages of other origins (see
+/// [`crate::limits::origin_allowed`]); requests without `Origin` pass.
+pub async fn check_origin(
+    State(app): State<App>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if !crate::limits::origin_allowed(&app.cfg.allowed_origins, origin, host) {
+            app.metrics.reject(Rejection::OriginNotAllowed);
+            return AppError::origin_not_allowed(origin).into_response();
+        }
+    }
+    next.run(req).await
+}
+
 /// `POST /api/rooms`: the body is optional.
 pub async fn create_room(
     State(app): State<App>,
-    body: Bytes,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<RoomInfo>), AppError> {
+    if !app.room_creates.allow(peer.ip()) {
+        app.metrics.reject(Rejection::RateLimited);
+        return Err(AppError::rate_limited(
+            "room creations",
+            app.cfg.room_creates_per_min,
+        ));
+    }
     let req: CreateRoom = json_body(&body, 1024)?;
     let room = app.registry.create(req.id, Owner::User)?;
     Ok((StatusCode::CREATED, Json(RoomInfo::of(&room))))
@@ -311,12 +405,35 @@ pub struct Matched {
     pub ws: String,
 }
 
-/// `POST /api/matchmake`: the fullest room with space, or a new one.
-pub async fn matchmake(State(app): State<App>) -> Result<Json<Matched>, AppError> {
+/// `POST /api/matchmake`: the fullest room with space, or a new one. Counts as a join for the
+/// per-IP rate, since it may create a room.
+pub async fn matchmake(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Result<Json<Matched>, AppError> {
+    if !app.joins.allow(peer.ip()) {
+        app.metrics.reject(Rejection::RateLimited);
+        return Err(AppError::rate_limited("joins", app.cfg.joins_per_min));
+    }
     let room = app.registry.matchmake()?;
     let info = RoomInfo::of(&room);
     Ok(Json(Matched {
         ws: info.ws.clone(),
         room: info,
     }))
+}
+
+/// `POST /api/rooms/{id}/fault` (test builds only, feature `fault-injection`): makes the room's
+/// task panic on its next tick.
+#[cfg(feature = "fault-injection")]
+pub async fn inject_fault(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let room = app
+        .registry
+        .get(&id)
+        .ok_or_else(|| AppError::room_not_found(&id))?;
+    room.inject_fault().await;
+    Ok(StatusCode::ACCEPTED)
 }

@@ -48,8 +48,26 @@ pub struct Config {
     pub sse_retry_ms: u64,
     /// Largest message a client may send, in bytes.
     pub max_message_bytes: usize,
-    /// Open connections the server accepts in total.
+    /// Open connections the server accepts in total (TCP connections; each long-lived stream
+    /// also holds one of these).
     pub max_connections: usize,
+    /// Open connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Seconds a client has to send a request's headers (slowloris); also how long an idle
+    /// keep-alive connection is held.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a request body.
+    pub body_read_timeout_secs: u64,
+    /// Browser origins (`scheme://host[:port]`) allowed to call the API besides the server's
+    /// own; `"*"` allows any. Requests without `Origin` (tools, bots) pass.
+    pub allowed_origins: Vec<String>,
+    /// Inputs per second one player may send; absent means twice the tick rate. Extra inputs
+    /// are dropped; a client that keeps a second's worth over the rate is closed.
+    pub max_inputs_per_sec: Option<u32>,
+    /// Rooms one IP address may create per minute.
+    pub room_creates_per_min: u32,
+    /// Player joins and resumes one IP address may make per minute (WebSocket and HTTP).
+    pub joins_per_min: u32,
     /// Kernel send buffer per connection, in bytes (`SO_SNDBUF`; Linux doubles it). Bounds
     /// what a client that stops reading can cost; 0 leaves the kernel's autotuning (up to
     /// `net.ipv4.tcp_wmem`, 4 MiB by default).
@@ -89,6 +107,13 @@ impl Default for Config {
             sse_retry_ms: 2000,
             max_message_bytes: game_core::codec::CLIENT_MSG_LIMIT,
             max_connections: 50_000,
+            max_connections_per_ip: 256,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 10,
+            allowed_origins: Vec::new(),
+            max_inputs_per_sec: None,
+            room_creates_per_min: 10,
+            joins_per_min: 120,
             tcp_send_buffer: 64 * 1024,
             input_queue: 64,
             max_inputs_per_tick: 8,
@@ -125,6 +150,12 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Inputs per second one player may send (`max_inputs_per_sec`, else twice the tick rate).
+    pub fn input_rate(&self) -> u32 {
+        self.max_inputs_per_sec
+            .unwrap_or(2 * u32::from(self.tick_rate))
+    }
+
     /// The tick period.
     pub fn tick_period(&self) -> Duration {
         Duration::from_nanos(1_000_000_000 / u64::from(self.tick_rate))
@@ -155,6 +186,30 @@ impl Config {
             || self.idle_timeout_secs == 0
         {
             return bad("timeouts must be positive");
+        }
+        if self.max_connections_per_ip == 0 {
+            return bad("max_connections_per_ip must be at least 1");
+        }
+        if self.header_read_timeout_secs == 0 || self.body_read_timeout_secs == 0 {
+            return bad("header_read_timeout_secs and body_read_timeout_secs must be positive");
+        }
+        if self
+            .max_inputs_per_sec
+            .is_some_and(|r| r < u32::from(self.tick_rate))
+        {
+            return bad("max_inputs_per_sec must be at least tick_rate");
+        }
+        if self.room_creates_per_min == 0 || self.joins_per_min == 0 {
+            return bad("room_creates_per_min and joins_per_min must be at least 1");
+        }
+        if let Some(o) = self
+            .allowed_origins
+            .iter()
+            .find(|o| o.as_str() != "*" && !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "allowed_origins: {o:?} is not \"*\" or an http(s)://host[:port] origin"
+            )));
         }
         if self.sse_keepalive_secs == 0 || self.sse_retry_ms == 0 {
             return bad("sse_keepalive_secs and sse_retry_ms must be positive");
@@ -254,6 +309,27 @@ pub struct Flags {
     /// Open connections in total [default: 50000].
     #[arg(long, env = "TICKWIRE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Open connections from one IP [default: 256].
+    #[arg(long, env = "TICKWIRE_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Seconds to send request headers; idle keep-alive limit [default: 10].
+    #[arg(long, env = "TICKWIRE_HEADER_READ_TIMEOUT_SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds to send a request body [default: 10].
+    #[arg(long, env = "TICKWIRE_BODY_READ_TIMEOUT_SECS")]
+    pub body_read_timeout_secs: Option<u64>,
+    /// Allowed browser origins, comma-separated; "*" for any [default: the server's own].
+    #[arg(long, env = "TICKWIRE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Inputs per second per player [default: twice the tick rate].
+    #[arg(long, env = "TICKWIRE_MAX_INPUTS_PER_SEC")]
+    pub max_inputs_per_sec: Option<u32>,
+    /// Rooms one IP may create per minute [default: 10].
+    #[arg(long, env = "TICKWIRE_ROOM_CREATES_PER_MIN")]
+    pub room_creates_per_min: Option<u32>,
+    /// Player joins and resumes per IP per minute [default: 120].
+    #[arg(long, env = "TICKWIRE_JOINS_PER_MIN")]
+    pub joins_per_min: Option<u32>,
     /// Kernel send buffer per connection in bytes, 0 = autotune [default: 65536].
     #[arg(long, env = "TICKWIRE_TCP_SEND_BUFFER")]
     pub tcp_send_buffer: Option<usize>,
@@ -320,6 +396,12 @@ impl Flags {
             sse_retry_ms,
             max_message_bytes,
             max_connections,
+            max_connections_per_ip,
+            header_read_timeout_secs,
+            body_read_timeout_secs,
+            allowed_origins,
+            room_creates_per_min,
+            joins_per_min,
             tcp_send_buffer,
             input_queue,
             max_inputs_per_tick,
@@ -328,6 +410,9 @@ impl Flags {
         );
         if self.arena.is_some() {
             c.arena = self.arena.clone();
+        }
+        if self.max_inputs_per_sec.is_some() {
+            c.max_inputs_per_sec = self.max_inputs_per_sec;
         }
         if self.web_root.is_some() {
             c.web_root = self.web_root.clone();

@@ -7,23 +7,24 @@
 //! taken over by another connection, is dropped, which starts the room's reconnect grace.
 
 use crate::App;
-use crate::api::{AppError, json_body};
+use crate::api::{AppError, Body, json_body};
+use crate::limits::{InputBudget, Verdict};
 use crate::metrics::Rejection;
 use crate::room::{InputMsg, JoinError, Joined};
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use bytes::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, State};
 use game_core::protocol::{Input, MAX_NAME_CHARS};
 use game_core::{NetId, SessionToken};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 
 /// Largest body of a join or input request.
-pub const MAX_BODY_BYTES: usize = 4096;
+pub const MAX_BODY_BYTES: usize = crate::api::MAX_BODY_BYTES;
 /// Most inputs in one input request.
 pub const MAX_BATCH: usize = 32;
 
@@ -33,6 +34,7 @@ struct Session {
     inputs: tokio::sync::mpsc::Sender<InputMsg>,
     replaced: tokio_util::sync::CancellationToken,
     last_seen: Instant,
+    budget: InputBudget,
 }
 
 /// HTTP player sessions by token. Bounded by the rooms' capacities: every entry holds a ship.
@@ -46,8 +48,9 @@ impl HttpPlayers {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn insert(&self, room: &str, joined: Joined) -> (NetId, SessionToken) {
+    fn insert(&self, room: &str, joined: Joined, rate: u32) -> (NetId, SessionToken) {
         let session = Session {
+            budget: InputBudget::new(rate),
             room: room.to_owned(),
             ship: joined.ship,
             inputs: joined.inputs,
@@ -69,12 +72,22 @@ impl HttpPlayers {
         token: &SessionToken,
         room: &str,
     ) -> Option<(NetId, tokio::sync::mpsc::Sender<InputMsg>)> {
+        self.with(token, room, |s| (s.ship, s.inputs.clone()))
+    }
+
+    /// Runs `f` on the live session in `room` with this token, marking it seen.
+    fn with<R>(
+        &self,
+        token: &SessionToken,
+        room: &str,
+        f: impl FnOnce(&mut Session) -> R,
+    ) -> Option<R> {
         let mut map = self.lock();
         let s = map
             .get_mut(token)
             .filter(|s| s.room == room && !s.replaced.is_cancelled())?;
         s.last_seen = Instant::now();
-        Some((s.ship, s.inputs.clone()))
+        Some(f(s))
     }
 
     /// Drops sessions idle for `idle` or replaced by another connection.
@@ -99,8 +112,13 @@ pub struct JoinBody {
 pub async fn join(
     State(app): State<App>,
     Path(id): Path<String>,
-    raw: Bytes,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Body(raw): Body,
 ) -> Result<Json<serde_json::Value>, AppError> {
+    if !app.joins.allow(peer.ip()) {
+        app.metrics.reject(Rejection::RateLimited);
+        return Err(AppError::rate_limited("joins", app.cfg.joins_per_min));
+    }
     let req: JoinBody = json_body(&raw, MAX_BODY_BYTES)?;
     let room = app
         .registry
@@ -129,7 +147,7 @@ pub async fn join(
         }
         AppError::join(e)
     })?;
-    let (entity, token) = app.http_players.insert(&id, joined);
+    let (entity, token) = app.http_players.insert(&id, joined, app.cfg.input_rate());
     Ok(Json(serde_json::json!({
         "token": token.to_string(), "entity": entity, "room": room.id(),
         "tick_rate": room.tick_rate(), "send_rate": room.send_rate(),
@@ -204,7 +222,7 @@ pub async fn input(
     State(app): State<App>,
     Path(id): Path<String>,
     Query(q): Query<TokenQuery>,
-    raw: Bytes,
+    Body(raw): Body,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let Some(token) = q.token else {
         app.metrics.reject(Rejection::SpectatorInput);
@@ -230,8 +248,26 @@ pub async fn input(
         app.metrics.reject(Rejection::BadToken);
         return Err(AppError::bad_token());
     };
+    // The whole batch is judged against the session's rate before any of it is queued.
+    let verdicts: Vec<Verdict> = app
+        .http_players
+        .with(&token, &id, |s| {
+            req.inputs.iter().map(|_| s.budget.spend()).collect()
+        })
+        .unwrap_or_default();
+    if verdicts.contains(&Verdict::Flood) {
+        // Like a WebSocket closed for flooding: the session ends; its ship waits out the
+        // reconnect grace like any dropped one.
+        app.http_players.lock().remove(&token);
+        app.metrics.reject(Rejection::InputFlood);
+        return Err(AppError::input_flood(app.cfg.input_rate()));
+    }
     let mut accepted = 0;
-    for i in req.inputs {
+    for (i, verdict) in req.inputs.into_iter().zip(verdicts) {
+        if verdict == Verdict::Drop {
+            app.metrics.reject(Rejection::InputRate);
+            continue;
+        }
         let raw = Input {
             thrust: i.thrust,
             turn: i.turn,

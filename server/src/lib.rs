@@ -11,17 +11,20 @@
 //! - [`ws`]: WebSocket players and spectators; [`sse`], [`stream`], [`poll`]: the HTTP push
 //!   techniques; [`http_player`]: joining and sending input without WebSocket.
 //! - [`api`]: the JSON API.
+//! - [`serve`]: the accept loop; [`limits`]: connection, rate and origin limits.
 
 pub mod api;
 pub mod config;
 pub mod fanout;
 pub mod follow;
 pub mod http_player;
+pub mod limits;
 pub mod metrics;
 pub mod poll;
 pub mod registry;
 pub mod render;
 pub mod room;
+pub mod serve;
 pub mod sse;
 pub mod stream;
 pub mod ws;
@@ -30,7 +33,6 @@ pub use config::{Config, Flags};
 
 use axum::Router;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use metrics::Metrics;
 use registry::Registry;
 use std::future::Future;
@@ -59,6 +61,10 @@ pub struct App {
     /// One permit per open long-lived connection (`max_connections`). A request that finds
     /// none left is refused at once with 503; nobody waits on it.
     pub connections: Arc<Semaphore>,
+    /// Room creations per IP address (`room_creates_per_min`).
+    pub room_creates: Arc<limits::PerIp>,
+    /// Player joins and resumes per IP address (`joins_per_min`).
+    pub joins: Arc<limits::PerIp>,
 }
 
 /// The routes, for [`run`] and for tests that want the app without a listener.
@@ -77,6 +83,12 @@ pub fn router(app: App) -> Router {
         .route("/api/rooms/{id}/input", post(http_player::input))
         .route("/api/rooms/{id}/leave", post(http_player::leave))
         .route("/api/matchmake", post(api::matchmake));
+    #[cfg(feature = "fault-injection")]
+    let routes = routes.route("/api/rooms/{id}/fault", post(api::inject_fault));
+    let routes = routes.route_layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        api::check_origin,
+    ));
     // The browser client's files; without them, a page that says where the API is.
     let routes = if web.join("index.html").is_file() {
         routes.fallback_service(tower_http::services::ServeDir::new(web))
@@ -115,6 +127,8 @@ pub async fn run(
         shutdown: token.clone(),
         tracker: tracker.clone(),
         http_players: Arc::default(),
+        room_creates: Arc::new(limits::PerIp::new(cfg.room_creates_per_min)),
+        joins: Arc::new(limits::PerIp::new(cfg.joins_per_min)),
     };
     // Drops HTTP player sessions nobody has used for the idle timeout.
     let (players, idle, stop) = (
@@ -132,30 +146,14 @@ pub async fn run(
         }
     });
     tracing::info!(addr = %listener.local_addr()?, "tickwire listening");
-    let send_buffer = cfg.tcp_send_buffer;
-    let listener = listener.tap_io(move |tcp| {
-        // Game traffic is small messages that must not wait for Nagle's algorithm.
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY");
-        }
-        if send_buffer > 0
-            && let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
-        {
-            tracing::debug!(error = %e, "SO_SNDBUF");
-        }
-    });
     let trigger = token.clone();
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down");
         trigger.cancel();
     });
-    // `into_make_service` hands each connection a clone of the router (an Arc); serving the Router
-    // itself re-collects its route table per connection (~6 KiB and a hash-map build each,
-    // measured with valgrind massif on 400 SSE spectators).
-    axum::serve(listener, router(app).into_make_service())
-        .with_graceful_shutdown(token.clone().cancelled_owned())
-        .await?;
+    let gate = limits::Gate::new(cfg.max_connections, cfg.max_connections_per_ip);
+    serve::serve(listener, router(app.clone()), app, gate).await;
     tracker.close();
     let deadline = Duration::from_secs(cfg.shutdown_deadline_secs);
     if tokio::time::timeout(deadline, tracker.wait())

@@ -94,10 +94,24 @@ pub enum Rejection {
     IdleTimeout,
     /// A client that did not take a frame within the write timeout.
     WriteTimeout,
+    /// `max_connections_per_ip` connections were already open from the address.
+    TooManyFromIp,
+    /// A browser `Origin` not in `allowed_origins`.
+    OriginNotAllowed,
+    /// An input over the player's rate, dropped.
+    InputRate,
+    /// A session closed for flooding inputs.
+    InputFlood,
+    /// Room creations or joins over the per-IP rate.
+    RateLimited,
+    /// Request headers or body not sent within their timeout (slowloris).
+    SlowRequest,
+    /// A chat line over the length or rate limit.
+    Chat,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 13] = [
+    const ALL: [Rejection; 20] = [
         Self::InputQueueFull,
         Self::InputStale,
         Self::InputOutOfRange,
@@ -111,6 +125,13 @@ impl Rejection {
         Self::TooManyConnections,
         Self::IdleTimeout,
         Self::WriteTimeout,
+        Self::TooManyFromIp,
+        Self::OriginNotAllowed,
+        Self::InputRate,
+        Self::InputFlood,
+        Self::RateLimited,
+        Self::SlowRequest,
+        Self::Chat,
     ];
 
     fn as_str(self) -> &'static str {
@@ -128,6 +149,13 @@ impl Rejection {
             Self::TooManyConnections => "too_many_connections",
             Self::IdleTimeout => "idle_timeout",
             Self::WriteTimeout => "write_timeout",
+            Self::TooManyFromIp => "too_many_from_ip",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::InputRate => "input_rate",
+            Self::InputFlood => "input_flood",
+            Self::RateLimited => "rate_limited",
+            Self::SlowRequest => "slow_request",
+            Self::Chat => "chat",
         }
     }
 }
@@ -151,7 +179,20 @@ pub struct Metrics {
     keyframes_out: AtomicU64,
     inputs_in: AtomicU64,
     rejections: [AtomicU64; Rejection::ALL.len()],
+    /// Per reason, the second (since `born`) of its last log line.
+    rejection_logged: [AtomicU64; Rejection::ALL.len()],
+    born: Born,
     room_panics: AtomicU64,
+}
+
+/// When the counters started; the clock of the rate-limited rejection log.
+#[derive(Debug)]
+struct Born(std::time::Instant);
+
+impl Default for Born {
+    fn default() -> Self {
+        Self(std::time::Instant::now())
+    }
 }
 
 impl Metrics {
@@ -203,8 +244,21 @@ impl Metrics {
     }
 
     /// Counts a rejection.
+    /// Counts a rejection, and logs it — at most one line per reason per second, with the
+    /// running total, so a flood cannot flood the log too.
     pub fn reject(&self, why: Rejection) {
-        self.rejections[why as usize].fetch_add(1, Relaxed);
+        let total = self.rejections[why as usize].fetch_add(1, Relaxed) + 1;
+        // Second 0 is reserved for "never logged".
+        let now = self.born.0.elapsed().as_secs() + 1;
+        let last = &self.rejection_logged[why as usize];
+        let prev = last.load(Relaxed);
+        if prev != now && last.compare_exchange(prev, now, Relaxed, Relaxed).is_ok() {
+            tracing::info!(
+                reason = why.as_str(),
+                total,
+                "rejected (one line per reason per second)"
+            );
+        }
     }
 
     /// Rejections of one kind so far.

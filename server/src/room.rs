@@ -127,6 +127,9 @@ enum Command {
         ship: NetId,
         token: SessionToken,
     },
+    /// Test builds only: panic in the room task.
+    #[cfg(feature = "fault-injection")]
+    Fault,
 }
 
 /// A cheap, cloneable handle to a running room.
@@ -228,6 +231,14 @@ impl Room {
     pub async fn leave(&self, ship: NetId, token: SessionToken) {
         let send = self.inner.commands.send(Command::Leave { ship, token });
         // If the room is gone or stuck, the grace period removes the ship anyway.
+        let _ = tokio::time::timeout(Duration::from_secs(2), send).await;
+    }
+
+    /// Test builds only (feature `fault-injection`): makes the room task panic, as a bug in
+    /// the simulation would.
+    #[cfg(feature = "fault-injection")]
+    pub async fn inject_fault(&self) {
+        let send = self.inner.commands.send(Command::Fault);
         let _ = tokio::time::timeout(Duration::from_secs(2), send).await;
     }
 

@@ -9,15 +9,18 @@
 //! Every way out ends with a close frame that has a [`close`] code and a reason.
 
 use crate::App;
+use crate::api::AppError;
 use crate::follow::{Follower, Next, Presence};
+use crate::limits::{InputBudget, Verdict};
 use crate::metrics::{Rejection, Role, Transport};
 use crate::room::{JoinError, Joined, Room};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use game_core::codec::{self, CodecError};
 use game_core::protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, close};
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -33,18 +36,24 @@ pub async fn upgrade(
     State(app): State<App>,
     Path(id): Path<String>,
     Query(q): Query<WsQuery>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let Some(room) = app.registry.get(&id) else {
-        return crate::api::AppError::room_not_found(&id).into_response();
-    };
-    let Ok(permit) = app.connections.clone().try_acquire_owned() else {
-        app.metrics.reject(Rejection::TooManyConnections);
-        return crate::api::AppError::too_many_connections().into_response();
+        return AppError::room_not_found(&id).into_response();
     };
     let role = match q.spectate.as_deref() {
         Some("1" | "true" | "") => Role::Spectator,
         _ => Role::Player,
+    };
+    // Every player connection is a join or a resume; spectators only hold a connection.
+    if role == Role::Player && !app.joins.allow(peer.ip()) {
+        app.metrics.reject(Rejection::RateLimited);
+        return AppError::rate_limited("joins", app.cfg.joins_per_min).into_response();
+    }
+    let Ok(permit) = app.connections.clone().try_acquire_owned() else {
+        app.metrics.reject(Rejection::TooManyConnections);
+        return AppError::too_many_connections().into_response();
     };
     let limit = app.cfg.max_message_bytes;
     let tracker = app.tracker.clone();
@@ -78,16 +87,18 @@ struct Session {
     role: Role,
     socket: WebSocket,
     started: Instant,
+    budget: InputBudget,
 }
 
 impl Session {
     fn new(app: App, room: Room, role: Role, socket: WebSocket) -> Self {
         Self {
-            app,
             room,
             role,
             socket,
             started: Instant::now(),
+            budget: InputBudget::new(app.cfg.input_rate()),
+            app,
         }
     }
 
@@ -263,6 +274,21 @@ impl Session {
                         "spectators cannot send input",
                     )));
                 };
+                match self.budget.spend() {
+                    Verdict::Accept => {}
+                    Verdict::Drop => {
+                        self.app.metrics.reject(Rejection::InputRate);
+                        return Some(None);
+                    }
+                    Verdict::Flood => {
+                        self.app.metrics.reject(Rejection::InputFlood);
+                        let rate = self.budget.rate();
+                        return Some(Some(Close::new(
+                            close::POLICY,
+                            format!("input flood: more than {rate} inputs per second"),
+                        )));
+                    }
+                }
                 let input = if input.is_valid() {
                     input
                 } else {

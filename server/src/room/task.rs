@@ -190,6 +190,8 @@ impl RoomTask {
                     self.remove_player(ship);
                 }
             }
+            #[cfg(feature = "fault-injection")]
+            Command::Fault => panic!("fault injected into room {}", self.room.id()),
         }
     }
 

@@ -1,0 +1,125 @@
+//! The accept loop: every TCP connection passes the [`Gate`] (total and per-IP limits), gets
+//! its socket options, and is served by hyper's HTTP/1.1 connection with a header-read timeout
+//! (slowloris) and upgrades (WebSocket). The peer address goes into each request as
+//! [`ConnectInfo`], for the per-IP rate limits.
+//!
+//! A refused connection gets a short `503` with a JSON error and is closed; it never reaches
+//! the router. On shutdown the loop stops accepting and asks every connection to finish its
+//! current request; the [`TaskTracker`](tokio_util::task::TaskTracker) in [`App`] counts them.
+
+use crate::App;
+use crate::limits::{Gate, Refusal};
+use crate::metrics::Rejection;
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
+
+/// Serves `router` on `listener` until the app's shutdown token is cancelled.
+pub async fn serve(listener: TcpListener, router: Router, app: App, gate: Arc<Gate>) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(app.cfg.header_read_timeout_secs))
+        .keep_alive(true);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = app.shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors or memory: wait for connections to go away
+                    // rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let ticket = match gate.admit(peer.ip()) {
+            Ok(t) => t,
+            Err(why) => {
+                app.metrics.reject(match why {
+                    Refusal::Total => Rejection::TooManyConnections,
+                    Refusal::PerIp => Rejection::TooManyFromIp,
+                });
+                tokio::spawn(refuse(tcp, why));
+                continue;
+            }
+        };
+        tune(&tcp, app.cfg.tcp_send_buffer);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(req)
+        });
+        let conn = http.serve_connection(TokioIo::new(tcp), service);
+        let (stop, metrics) = (app.shutdown.clone(), app.metrics.clone());
+        app.tracker.spawn(async move {
+            let _ticket = ticket;
+            let conn = conn.with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        if e.is_timeout() {
+                            metrics.reject(Rejection::SlowRequest);
+                        }
+                        tracing::trace!(%peer, error = %e, "connection ended");
+                    }
+                }
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+/// Game traffic is small messages that must not wait for Nagle's algorithm; the send buffer
+/// bounds what a client that stops reading can cost.
+fn tune(tcp: &TcpStream, send_buffer: usize) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY");
+    }
+    if send_buffer > 0
+        && let Err(e) = socket2::SockRef::from(tcp).set_send_buffer_size(send_buffer)
+    {
+        tracing::debug!(error = %e, "SO_SNDBUF");
+    }
+}
+
+/// Answers a refused connection with a `503` and closes it, without reading its request.
+async fn refuse(mut tcp: TcpStream, why: Refusal) {
+    let (code, message) = match why {
+        Refusal::Total => (
+            "too_many_connections",
+            "the server holds its maximum number of connections; try again later",
+        ),
+        Refusal::PerIp => (
+            "too_many_connections_from_ip",
+            "too many open connections from your address; close some and try again",
+        ),
+    };
+    let body = format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#);
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 5\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // Read (and drop) what the client sends until it closes, briefly: closing a socket with
+    // unread data resets it, and the client might lose the answer.
+    let answer = async {
+        tcp.write_all(response.as_bytes()).await?;
+        tcp.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while tcp.read(&mut sink).await? > 0 {}
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+}
