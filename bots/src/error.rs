@@ -119,12 +119,12 @@ pub enum FramingError {
         /// The bound.
         limit: usize,
     },
-    /// A poll body that is not exactly one record.
-    #[error("a poll body of {have} bytes is not one record ({want} bytes)")]
-    NotOneRecord {
+    /// A poll body that is empty or ends inside a record.
+    #[error("a poll body of {have} bytes is not whole records (the last wants {want} bytes)")]
+    NotWholeRecords {
         /// The body's size.
         have: usize,
-        /// The size its length prefix implies (0 if it has no whole prefix).
+        /// Where the last record would end (0 for an empty body).
         want: usize,
     },
 }

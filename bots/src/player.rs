@@ -5,6 +5,8 @@
 //!   → 200 {"token", "entity", "room", "tick_rate", "send_rate", "tick"}   (401 bad_token, 409 room_full)
 //! POST /api/rooms/{id}/input?token=HEX {"inputs": [{"seq", "thrust", "turn", "buttons"}, …≤32]}
 //!   → 200 {"accepted": n, "ack": last_applied}                          (401 token_required|bad_token)
+//! POST /api/rooms/{id}/chat?token=HEX  {"text": "…"}
+//!   → 204                                         (400 chat_too_long, 429 chat_rate, 401 bad_token)
 //! ```
 //!
 //! State comes over any HTTP stream with `?token=` (frames then carry the player's `ack`), so
@@ -27,7 +29,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use game_core::protocol::{Input, MAX_NAME_CHARS, SessionToken};
+use game_core::protocol::{Input, MAX_CHAT_CHARS, MAX_NAME_CHARS, SessionToken};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -152,7 +154,9 @@ pub struct HttpInputs {
     task: Option<JoinHandle<Result<(), ClientError>>>,
     /// For `leave`: the client and `POST …/leave?token=`.
     http: Http,
-    leave_url: Url,
+    leave_url: Box<Url>,
+    /// `POST …/chat?token=`. (Boxed, like `leave_url`, to keep [`crate::Sender`] small.)
+    chat_url: Box<Url>,
 }
 
 impl HttpInputs {
@@ -181,6 +185,14 @@ impl HttpInputs {
                 ..Cursor::default()
             },
         );
+        let chat_url = room_endpoint(
+            opts.room_url(),
+            "chat",
+            &Cursor {
+                token: Some(token),
+                ..Cursor::default()
+            },
+        );
         let task = tokio::spawn(post_loop(http.clone(), url, rx, period, opts.write_timeout));
         Self {
             queue,
@@ -188,7 +200,26 @@ impl HttpInputs {
             write_timeout: opts.write_timeout,
             task: Some(task),
             http,
-            leave_url,
+            leave_url: Box::new(leave_url),
+            chat_url: Box::new(chat_url),
+        }
+    }
+
+    /// Says a line in the room's chat: `POST …/chat`, bounded by `write_timeout`. A refusal
+    /// (too long, over the rate) is [`ClientError::Api`] with the server's code.
+    pub async fn chat(&self, text: &str) -> Result<(), ClientError> {
+        if text.chars().count() > MAX_CHAT_CHARS {
+            return Err(ClientError::InvalidArgument(format!(
+                "chat lines are at most {MAX_CHAT_CHARS} characters"
+            )));
+        }
+        let body = serde_json::json!({ "text": text });
+        let post = self
+            .http
+            .send(self.http.post((*self.chat_url).clone()).json(&body));
+        match timeout(self.write_timeout, post).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(ClientError::WriteTimeout(self.write_timeout)),
         }
     }
 
@@ -221,7 +252,7 @@ impl HttpInputs {
     pub async fn leave(self) -> Result<(), ClientError> {
         let (http, url, limit) = (
             self.http.clone(),
-            self.leave_url.clone(),
+            (*self.leave_url).clone(),
             self.write_timeout,
         );
         self.close().await?;

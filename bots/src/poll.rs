@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! GET /api/rooms/{id}/poll?since=T&wait=S[&token=HEX]     (no since: "send me a keyframe")
-//! 200 application/octet-stream   one record (u32 LE length ‖ ServerMsg::Frame) from T to now
+//! 200 application/octet-stream   records (u32 LE length ‖ ServerMsg): the chat lines not yet
+//!                                had, then one Frame from T to now
+
 //! 204 No Content                 nothing newer than T within S seconds
 //! both: x-tickwire-cursor: <tick> — the frame's tick (200) or T (204): the next `since`
 //! ```
@@ -33,7 +35,7 @@ use crate::error::{ClientError, FramingError};
 use crate::http::{Http, read_limited};
 use crate::inbound::Inbound;
 use crate::options::ConnectOptions;
-use crate::records::one_record;
+use crate::records::records;
 use crate::sink::FrameSink;
 use crate::stats::Stats;
 use crate::ws::Event;
@@ -41,12 +43,15 @@ use crate::ws::Event;
 /// The header that names the next `since`.
 pub const CURSOR_HEADER: &str = "x-tickwire-cursor";
 
-/// A poll's answer: the cursor, and the message of a `200`.
+/// A poll's answer: the cursor, and the messages of a `200` (chat lines, then the frame).
 #[derive(Debug)]
 struct Answer {
     cursor: u32,
-    message: Option<Vec<u8>>,
+    messages: Vec<Vec<u8>>,
 }
+
+/// Most a poll answer may hold: a frame and the room's recent chat.
+const POLL_BODY_LIMIT: usize = 4 + SERVER_MSG_LIMIT + 256 * 1024;
 
 type AnswerFuture = Pin<Box<dyn Future<Output = Result<Answer, ClientError>> + Send>>;
 
@@ -75,6 +80,9 @@ pub struct PollFollower {
     in_flight: Option<InFlight>,
     /// The last `x-tickwire-cursor` seen.
     cursor: Option<u32>,
+    /// Messages of the last answer not yet returned (chat lines before its frame), with its
+    /// cursor.
+    pending: std::collections::VecDeque<(Vec<u8>, u32)>,
     inbound: Inbound,
 }
 
@@ -117,6 +125,7 @@ impl PollFollower {
             next_at: Instant::now(),
             in_flight: None,
             cursor: None,
+            pending: std::collections::VecDeque::new(),
             inbound,
         }
     }
@@ -134,6 +143,18 @@ impl PollFollower {
     ) -> Result<Event, ClientError> {
         loop {
             self.inbound.check_open()?;
+            if let Some((message, cursor)) = self.pending.pop_front() {
+                match self.inbound.handle(&message, replica, stats)? {
+                    Some(Event::Frame(frame)) if frame.tick != cursor => {
+                        return Err(ClientError::Protocol(format!(
+                            "a frame for tick {} with {CURSOR_HEADER} {cursor}",
+                            frame.tick
+                        )));
+                    }
+                    Some(event) => return Ok(event),
+                    None => continue,
+                }
+            }
             if self.in_flight.is_none() {
                 sleep_until(self.next_at).await;
                 stats.polls += 1;
@@ -153,7 +174,7 @@ impl PollFollower {
                 }
             };
             self.cursor = Some(answer.cursor);
-            let Some(message) = answer.message else {
+            if answer.messages.is_empty() {
                 stats.empty_polls += 1;
                 self.next_at = started + self.interval;
                 if since.is_some_and(|t| t != answer.cursor) {
@@ -163,22 +184,15 @@ impl PollFollower {
                     )));
                 }
                 continue;
-            };
+            }
             self.next_at = if self.wait.is_zero() {
                 started + self.interval
             } else {
                 Instant::now()
             };
-            match self.inbound.handle(&message, replica, stats)? {
-                Some(Event::Frame(frame)) if frame.tick != answer.cursor => {
-                    return Err(ClientError::Protocol(format!(
-                        "a frame for tick {} with {CURSOR_HEADER} {}",
-                        frame.tick, answer.cursor
-                    )));
-                }
-                Some(event) => return Ok(event),
-                None => {}
-            }
+            let cursor = answer.cursor;
+            self.pending
+                .extend(answer.messages.into_iter().map(|m| (m, cursor)));
         }
     }
 
@@ -232,7 +246,7 @@ async fn poll_unbounded(http: &Http, url: Url) -> Result<Answer, ClientError> {
     match response.status() {
         StatusCode::NO_CONTENT => Ok(Answer {
             cursor,
-            message: None,
+            messages: Vec::new(),
         }),
         StatusCode::OK => {
             let content_type = header(reqwest::header::CONTENT_TYPE.as_str()).unwrap_or_default();
@@ -241,17 +255,16 @@ async fn poll_unbounded(http: &Http, url: Url) -> Result<Answer, ClientError> {
                     "expected content-type application/octet-stream, got {content_type:?}"
                 )));
             }
-            let limit = 4 + SERVER_MSG_LIMIT;
-            let (mut body, more) = read_limited(http, response, limit).await?;
+            let limit = POLL_BODY_LIMIT;
+            let (body, more) = read_limited(http, response, limit).await?;
             if more {
                 return Err(FramingError::BodyTooBig { limit }.into());
             }
-            one_record(&body, SERVER_MSG_LIMIT)?;
-            body.drain(..4);
-            Ok(Answer {
-                cursor,
-                message: Some(body),
-            })
+            let messages = records(&body, SERVER_MSG_LIMIT)?
+                .into_iter()
+                .map(<[u8]>::to_vec)
+                .collect();
+            Ok(Answer { cursor, messages })
         }
         other => Err(ClientError::Protocol(format!(
             "unexpected HTTP {other} from a poll"

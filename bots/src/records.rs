@@ -4,7 +4,7 @@
 //! ```text
 //! record = length: u32 little-endian ‖ message: `length` bytes (one bincode ServerMsg)
 //! /stream body = record*      (chunk boundaries fall anywhere, even inside the length)
-//! /poll body   = one record   (200), or nothing (204)
+//! /poll body   = record+      (200: chat lines, then the frame), or nothing (204)
 //! ```
 //!
 //! [`RecordBuffer`] reassembles records from chunks as they arrive. It checks each length as
@@ -92,20 +92,32 @@ fn check_len(len: u32, limit: usize) -> Result<usize, FramingError> {
     }
 }
 
-/// The message in `body`, which must be exactly one record of at most `limit` bytes.
-pub fn one_record(body: &[u8], limit: usize) -> Result<&[u8], FramingError> {
-    let not_one = |want| FramingError::NotOneRecord {
-        have: body.len(),
-        want,
-    };
-    let Some((prefix, message)) = body.split_first_chunk::<PREFIX>() else {
-        return Err(not_one(0));
-    };
-    let len = check_len(u32::from_le_bytes(*prefix), limit)?;
-    if message.len() != len {
-        return Err(not_one(PREFIX + len));
+/// The messages in `body`, which must be one or more whole records of at most `limit` bytes
+/// each (a poll answer: chat lines, then the frame).
+pub fn records(body: &[u8], limit: usize) -> Result<Vec<&[u8]>, FramingError> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let Some((prefix, tail)) = rest.split_first_chunk::<PREFIX>() else {
+            return Err(FramingError::NotWholeRecords {
+                have: body.len(),
+                want: body.len() - rest.len() + PREFIX,
+            });
+        };
+        let len = check_len(u32::from_le_bytes(*prefix), limit)?;
+        let Some((message, tail)) = tail.split_at_checked(len) else {
+            return Err(FramingError::NotWholeRecords {
+                have: body.len(),
+                want: body.len() - rest.len() + PREFIX + len,
+            });
+        };
+        out.push(message);
+        rest = tail;
     }
-    Ok(message)
+    if out.is_empty() {
+        return Err(FramingError::NotWholeRecords { have: 0, want: 0 });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -175,25 +187,26 @@ mod tests {
     }
 
     #[test]
-    fn a_poll_body_is_exactly_one_record() {
-        assert_eq!(one_record(&record(b"xyz"), 10), Ok(&b"xyz"[..]));
-        assert_eq!(one_record(&record(b""), 10), Ok(&b""[..]));
-        assert_eq!(
-            one_record(&[1, 0], 10),
-            Err(FramingError::NotOneRecord { have: 2, want: 0 })
-        );
+    fn a_poll_body_is_whole_records() {
+        assert_eq!(records(&record(b"xyz"), 10), Ok(vec![&b"xyz"[..]]));
+        assert_eq!(records(&record(b""), 10), Ok(vec![&b""[..]]));
         let mut two = record(b"a");
-        two.extend(record(b"b"));
+        two.extend(record(b"bc"));
+        assert_eq!(records(&two, 10), Ok(vec![&b"a"[..], &b"bc"[..]]));
         assert_eq!(
-            one_record(&two, 10),
-            Err(FramingError::NotOneRecord { have: 10, want: 5 })
+            records(&[], 10),
+            Err(FramingError::NotWholeRecords { have: 0, want: 0 })
         );
         assert_eq!(
-            one_record(&record(b"abc")[..6], 10),
-            Err(FramingError::NotOneRecord { have: 6, want: 7 })
+            records(&[1, 0], 10),
+            Err(FramingError::NotWholeRecords { have: 2, want: 4 })
         );
         assert_eq!(
-            one_record(&record(&[0; 11]), 10),
+            records(&two[..8], 10),
+            Err(FramingError::NotWholeRecords { have: 8, want: 11 })
+        );
+        assert_eq!(
+            records(&record(&[0; 11]), 10),
             Err(FramingError::RecordTooBig { len: 11, limit: 10 })
         );
     }

@@ -135,7 +135,7 @@ impl Follower {
 pub enum Sender {
     /// WebSocket: inputs, pings, chat and leave on the socket.
     Ws(Writer),
-    /// An HTTP player: inputs by `POST …/input`.
+    /// An HTTP player: inputs by `POST …/input`, chat by `POST …/chat`.
     Http(HttpInputs),
     /// An HTTP spectator: nothing to send.
     ReadOnly,
@@ -151,6 +151,17 @@ impl Sender {
             Self::Http(h) => h.send_input(input).await,
             Self::ReadOnly => Err(ClientError::InvalidArgument(
                 "a spectator over HTTP has no way to send input".into(),
+            )),
+        }
+    }
+
+    /// Says a line in the room's chat (players; a spectator cannot).
+    pub async fn chat(&mut self, text: &str) -> Result<(), ClientError> {
+        match self {
+            Self::Ws(w) => w.chat(text).await,
+            Self::Http(h) => h.chat(text).await,
+            Self::ReadOnly => Err(ClientError::InvalidArgument(
+                "a spectator cannot chat".into(),
             )),
         }
     }

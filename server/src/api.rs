@@ -141,6 +141,19 @@ impl AppError {
         )
     }
 
+    /// The answer to a refused chat line: 400 too long, 429 over the rate, 503 busy, 410 closed.
+    pub fn chat(e: crate::chat::Refused) -> Self {
+        use crate::chat::Refused;
+        use crate::room::ChatError;
+        let (status, code) = match &e {
+            Refused::TooLong(_) => (StatusCode::BAD_REQUEST, "chat_too_long"),
+            Refused::Rate(_) => (StatusCode::TOO_MANY_REQUESTS, "chat_rate"),
+            Refused::Room(ChatError::Busy) => (StatusCode::SERVICE_UNAVAILABLE, "room_busy"),
+            Refused::Room(ChatError::Closed) => return Self::room_closed(),
+        };
+        Self::new(status, code, e.to_string())
+    }
+
     /// 403 for a browser page from an origin that is not allowed.
     pub fn origin_not_allowed(origin: &str) -> Self {
         Self::new(

@@ -68,6 +68,10 @@ pub struct Config {
     pub room_creates_per_min: u32,
     /// Player joins and resumes one IP address may make per minute (WebSocket and HTTP).
     pub joins_per_min: u32,
+    /// Longest chat line, in characters (at most the protocol's 200).
+    pub chat_max_chars: usize,
+    /// Chat lines one player may send per 10 seconds (all of them at once, at most).
+    pub chat_per_10s: u32,
     /// Kernel send buffer per connection, in bytes (`SO_SNDBUF`; Linux doubles it). Bounds
     /// what a client that stops reading can cost; 0 leaves the kernel's autotuning (up to
     /// `net.ipv4.tcp_wmem`, 4 MiB by default).
@@ -114,6 +118,8 @@ impl Default for Config {
             max_inputs_per_sec: None,
             room_creates_per_min: 10,
             joins_per_min: 120,
+            chat_max_chars: game_core::protocol::MAX_CHAT_CHARS,
+            chat_per_10s: 5,
             tcp_send_buffer: 64 * 1024,
             input_queue: 64,
             max_inputs_per_tick: 8,
@@ -330,6 +336,12 @@ pub struct Flags {
     /// Player joins and resumes per IP per minute [default: 120].
     #[arg(long, env = "TICKWIRE_JOINS_PER_MIN")]
     pub joins_per_min: Option<u32>,
+    /// Longest chat line in characters [default: 200].
+    #[arg(long, env = "TICKWIRE_CHAT_MAX_CHARS")]
+    pub chat_max_chars: Option<usize>,
+    /// Chat lines per player per 10 seconds [default: 5].
+    #[arg(long, env = "TICKWIRE_CHAT_PER_10S")]
+    pub chat_per_10s: Option<u32>,
     /// Kernel send buffer per connection in bytes, 0 = autotune [default: 65536].
     #[arg(long, env = "TICKWIRE_TCP_SEND_BUFFER")]
     pub tcp_send_buffer: Option<usize>,
@@ -402,6 +414,8 @@ impl Flags {
             allowed_origins,
             room_creates_per_min,
             joins_per_min,
+            chat_max_chars,
+            chat_per_10s,
             tcp_send_buffer,
             input_queue,
             max_inputs_per_tick,

@@ -13,6 +13,20 @@ use game_core::delta::{self, Encoder};
 use game_core::{NetId, Snapshot};
 use std::sync::{Arc, OnceLock};
 
+/// A chat line as the room keeps it: stamped with the tick of the first send it went out with,
+/// so a client holding that send (or a later one) has had it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatLine {
+    /// The send it first went out with.
+    pub tick: u32,
+    /// The speaker's ship (0: the server).
+    pub from: NetId,
+    /// The speaker's name.
+    pub name: Arc<str>,
+    /// Plain text, control characters removed.
+    pub text: Arc<str>,
+}
+
 /// One send of a room: the latest state and everything needed to deliver it.
 #[derive(Debug)]
 pub struct Published {
@@ -32,6 +46,8 @@ pub struct Published {
     pub acks: Vec<(NetId, u32)>,
     /// Set when the room is closing: the code and reason every client gets.
     pub closing: Option<(u16, String)>,
+    /// The room's recent chat, oldest first (shared by every send until someone speaks).
+    pub chat: Arc<[ChatLine]>,
     keyframe: OnceLock<Bytes>,
     /// The whole frame for a spectator on the shared path (ack 0, delta from the previous send):
     /// the same bytes for every such client, built on first use.
@@ -55,6 +71,24 @@ impl Published {
         Self::next(None, snapshot, Bytes::new(), Vec::new(), u32::MAX)
     }
 
+    /// The same send carrying `chat` as the room's recent chat.
+    pub fn with_chat(mut self, chat: Arc<[ChatLine]>) -> Self {
+        self.chat = chat;
+        self
+    }
+
+    /// The chat lines a client that has had everything up to send `after` is missing (`None`:
+    /// a new client, which gets the last `backlog` lines).
+    pub fn chat_after(&self, after: Option<u32>, backlog: usize) -> &[ChatLine] {
+        match after {
+            Some(t) => {
+                let first_new = self.chat.partition_point(|l| l.tick <= t);
+                &self.chat[first_new..]
+            }
+            None => &self.chat[self.chat.len().saturating_sub(backlog)..],
+        }
+    }
+
     /// A send following `prev_tick`, with the delta from it already encoded.
     pub fn next(
         prev_tick: Option<u32>,
@@ -72,6 +106,7 @@ impl Published {
             oldest_tick: oldest_tick.min(prev_tick.unwrap_or(u32::MAX)),
             acks,
             closing: None,
+            chat: Arc::from([]),
             keyframe: OnceLock::new(),
             spectator_frame: OnceLock::new(),
             spectator_base64: OnceLock::new(),
@@ -89,6 +124,7 @@ impl Published {
             oldest_tick: self.oldest_tick,
             acks: self.acks.clone(),
             closing: Some((code, reason.to_owned())),
+            chat: self.chat.clone(),
             keyframe: OnceLock::new(),
             spectator_frame: OnceLock::new(),
             spectator_base64: OnceLock::new(),

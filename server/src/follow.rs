@@ -13,10 +13,11 @@
 use crate::api::AppError;
 use crate::fanout::{Payload, Published};
 use crate::metrics::{Metrics, Role, Transport};
-use crate::room::Room;
+use crate::room::{CHAT_BACKLOG, Room};
 use game_core::delta::Encoder;
 use game_core::protocol::close;
 use game_core::{NetId, Snapshot};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use tokio::sync::watch;
@@ -32,6 +33,9 @@ pub enum Next {
         payload: Payload,
         /// What the client held before (the payload's baseline; `None` for a keyframe).
         from: Option<Arc<Snapshot>>,
+        /// Where the chat lines this client has not had start in `published.chat`; they go
+        /// out before the frame.
+        chat_from: usize,
     },
     /// The room is closing or gone: the code and reason to pass on.
     Closed(u16, String),
@@ -46,6 +50,8 @@ pub struct Follower {
     have: Option<Arc<Snapshot>>,
     encoder: Encoder,
     ship: Option<NetId>,
+    /// The send up to which this client has had the chat (`None`: a newcomer).
+    chat_seen: Option<u32>,
 }
 
 impl Follower {
@@ -66,6 +72,7 @@ impl Follower {
             have,
             encoder: Encoder::new(),
             ship,
+            chat_seen: since,
         })
     }
 
@@ -101,7 +108,10 @@ impl Follower {
             if let Some(payload) = published.payload_for(self.have.as_deref(), &mut self.encoder) {
                 let from = self.have.replace(published.snapshot.clone());
                 let from = if payload.base.is_some() { from } else { None };
+                let unseen = published.chat_after(self.chat_seen, CHAT_BACKLOG).len();
+                self.chat_seen = Some(published.tick);
                 return Next::Frame {
+                    chat_from: published.chat.len() - unseen,
                     published,
                     payload,
                     from,
@@ -251,25 +261,29 @@ pub fn open_live(
     })
 }
 
-/// The messages of a live follower: `first`, then one `render`ed item per [`Next`] until
-/// `render` says the item was the last (the close).
+/// The messages of a live follower: `first`, then what `render` makes of each [`Next`] (chat
+/// lines and a frame, or the close) until it says the close was the last.
 pub fn messages<T: Send + 'static>(
     live: Live,
     first: T,
-    render: fn(&mut Live, Next) -> (T, bool),
+    render: fn(&mut Live, Next, &mut VecDeque<T>) -> bool,
 ) -> impl futures_util::Stream<Item = Result<T, std::convert::Infallible>> + Send {
+    // One queue per client, reused: it holds one send's chat lines and frame at most.
+    let mut queue = VecDeque::with_capacity(1);
+    queue.push_back(first);
     futures_util::stream::unfold(
-        (live, Some(first), false),
-        move |(mut live, first, done)| async move {
-            if let Some(first) = first {
-                return Some((Ok(first), (live, None, false)));
+        (live, queue, false),
+        move |(mut live, mut queue, done)| async move {
+            if let Some(item) = queue.pop_front() {
+                return Some((Ok(item), (live, queue, done)));
             }
             if done {
                 return None;
             }
             let next = live.opened.follower.next(&live.app.shutdown).await;
-            let (item, last) = render(&mut live, next);
-            Some((Ok(item), (live, None, last)))
+            let last = render(&mut live, next, &mut queue);
+            let item = queue.pop_front()?;
+            Some((Ok(item), (live, queue, last)))
         },
     )
 }

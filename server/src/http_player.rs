@@ -1,4 +1,4 @@
-//! Players without WebSocket: `POST /api/rooms/{id}/join` and `POST /api/rooms/{id}/input`.
+//! Players without WebSocket: `POST /api/rooms/{id}/join`, `…/input`, `…/chat` and `…/leave`.
 //!
 //! A join (or a resume with a token from any transport) makes the room attach a session exactly
 //! as a WebSocket would; this registry holds the connection's side of it — the bounded input
@@ -35,6 +35,7 @@ struct Session {
     replaced: tokio_util::sync::CancellationToken,
     last_seen: Instant,
     budget: InputBudget,
+    chat: crate::limits::Budget,
 }
 
 /// HTTP player sessions by token. Bounded by the rooms' capacities: every entry holds a ship.
@@ -48,9 +49,10 @@ impl HttpPlayers {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn insert(&self, room: &str, joined: Joined, rate: u32) -> (NetId, SessionToken) {
+    fn insert(&self, app: &App, room: &str, joined: Joined) -> (NetId, SessionToken) {
         let session = Session {
-            budget: InputBudget::new(rate),
+            budget: InputBudget::new(app.cfg.input_rate()),
+            chat: crate::chat::budget(app),
             room: room.to_owned(),
             ship: joined.ship,
             inputs: joined.inputs,
@@ -147,7 +149,7 @@ pub async fn join(
         }
         AppError::join(e)
     })?;
-    let (entity, token) = app.http_players.insert(&id, joined, app.cfg.input_rate());
+    let (entity, token) = app.http_players.insert(&app, &id, joined);
     Ok(Json(serde_json::json!({
         "token": token.to_string(), "entity": entity, "room": room.id(),
         "tick_rate": room.tick_rate(), "send_rate": room.send_rate(),
@@ -292,4 +294,46 @@ pub async fn input(
     Ok(Json(
         serde_json::json!({ "accepted": accepted, "ack": ack }),
     ))
+}
+
+/// Body of `POST …/chat`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatBody {
+    /// The line; control characters are removed.
+    pub text: String,
+}
+
+/// `POST /api/rooms/{id}/chat?token=T`: says a line in the room's chat (204).
+pub async fn chat(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+    Body(raw): Body,
+) -> Result<axum::http::StatusCode, AppError> {
+    let Some(token) = q.token else {
+        app.metrics.reject(Rejection::Chat);
+        return Err(AppError::token_required());
+    };
+    let req: ChatBody = json_body(&raw, MAX_BODY_BYTES)?;
+    let room = app
+        .registry
+        .get(&id)
+        .ok_or_else(|| AppError::room_not_found(&id))?;
+    let token: SessionToken = token.parse().map_err(|_| {
+        app.metrics.reject(Rejection::BadToken);
+        AppError::bad_token()
+    })?;
+    let said = app.http_players.with(&token, &id, |s| {
+        crate::chat::say(&app, &room, s.ship, &mut s.chat, &req.text)
+    });
+    match said {
+        None => {
+            app.metrics.reject(Rejection::BadToken);
+            Err(AppError::bad_token())
+        }
+        Some(Ok(true)) => Ok(axum::http::StatusCode::NO_CONTENT),
+        Some(Ok(false)) => Err(AppError::bad_request("the chat line is empty")),
+        Some(Err(e)) => Err(AppError::chat(e)),
+    }
 }

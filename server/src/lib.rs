@@ -10,10 +10,12 @@
 //! - [`follow`]: the pull loop every transport shares; [`render`]: binary records and JSON.
 //! - [`ws`]: WebSocket players and spectators; [`sse`], [`stream`], [`poll`]: the HTTP push
 //!   techniques; [`http_player`]: joining and sending input without WebSocket.
+//! - [`chat`]: room chat lines in.
 //! - [`api`]: the JSON API.
 //! - [`serve`]: the accept loop; [`limits`]: connection, rate and origin limits.
 
 pub mod api;
+pub mod chat;
 pub mod config;
 pub mod fanout;
 pub mod follow;
@@ -82,6 +84,7 @@ pub fn router(app: App) -> Router {
         .route("/api/rooms/{id}/join", post(http_player::join))
         .route("/api/rooms/{id}/input", post(http_player::input))
         .route("/api/rooms/{id}/leave", post(http_player::leave))
+        .route("/api/rooms/{id}/chat", post(http_player::chat))
         .route("/api/matchmake", post(api::matchmake));
     #[cfg(feature = "fault-injection")]
     let routes = routes.route("/api/rooms/{id}/fault", post(api::inject_fault));

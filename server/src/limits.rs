@@ -3,6 +3,7 @@
 //! - [`Gate`]: open connections in total and per IP address, checked at accept.
 //! - [`PerIp`]: a token bucket per IP address for costly requests (creating rooms, joining).
 //! - [`InputBudget`]: one player's inputs per second; a flood closes the session.
+//! - [`Budget`]: a plain token bucket (one player's chat lines).
 //! - [`origin_allowed`]: the browser `Origin` allowlist.
 //!
 //! Every table here is bounded: the gate by the connection limit, the per-IP buckets by
@@ -148,6 +149,37 @@ impl PerIp {
         b.refill(cap, rate, now);
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A plain token bucket: `burst` actions at once, refilled at `per_sec` (chat lines).
+#[derive(Debug)]
+pub struct Budget {
+    burst: f64,
+    per_sec: f64,
+    bucket: Bucket,
+}
+
+impl Budget {
+    /// `burst` actions at once, `per_sec` more each second.
+    pub fn new(burst: u32, per_sec: f64) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            burst,
+            per_sec,
+            bucket: Bucket::full(burst, Instant::now()),
+        }
+    }
+
+    /// Takes one token; `false` when there is none.
+    pub fn take(&mut self) -> bool {
+        self.bucket.refill(self.burst, self.per_sec, Instant::now());
+        if self.bucket.tokens >= 1.0 {
+            self.bucket.tokens -= 1.0;
             true
         } else {
             false

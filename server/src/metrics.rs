@@ -161,17 +161,79 @@ impl Rejection {
 }
 
 /// Upper bounds of the tick duration histogram, in microseconds.
-const TICK_BUCKETS_US: [u64; 12] = [
+pub const TICK_BUCKETS_US: [u64; 12] = [
     50, 100, 250, 500, 1000, 2000, 4000, 8000, 16_667, 33_333, 66_667, 250_000,
 ];
+
+/// Tick durations: a fixed-bucket histogram (for `/metrics`), their sum and the overruns.
+/// The server keeps one in total and one per room.
+#[derive(Debug, Default)]
+pub struct TickHistogram {
+    buckets: [AtomicU64; TICK_BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+    overruns: AtomicU64,
+}
+
+impl TickHistogram {
+    /// Records one tick's duration; a tick longer than its period is an overrun.
+    pub fn record(&self, took: std::time::Duration, period: std::time::Duration) {
+        let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        if let Some(i) = TICK_BUCKETS_US.iter().position(|&b| us <= b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+        if took > period {
+            self.overruns.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Ticks per bucket (not cumulative) of [`TICK_BUCKETS_US`].
+    pub fn buckets(&self) -> [u64; TICK_BUCKETS_US.len()] {
+        std::array::from_fn(|i| self.buckets[i].load(Relaxed))
+    }
+
+    /// Ticks recorded.
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    /// Sum of all tick durations, microseconds.
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us.load(Relaxed)
+    }
+
+    /// Ticks longer than their period.
+    pub fn overruns(&self) -> u64 {
+        self.overruns.load(Relaxed)
+    }
+}
+
+/// The `q` quantile (0..=1) of ticks counted per bucket of [`TICK_BUCKETS_US`] (e.g. the
+/// difference of two [`TickHistogram::buckets`] readings), as that bucket's upper bound in
+/// microseconds; `None` when no tick was counted. Ticks past the last bucket are not counted.
+pub fn tick_quantile_us(buckets: &[u64; TICK_BUCKETS_US.len()], q: f64) -> Option<u64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = (q.clamp(0.0, 1.0) * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (n, bound) in buckets.iter().zip(TICK_BUCKETS_US) {
+        seen += n;
+        if seen >= rank {
+            return Some(bound);
+        }
+    }
+    TICK_BUCKETS_US.last().copied()
+}
 
 /// Every counter the server keeps.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    tick_buckets: [AtomicU64; TICK_BUCKETS_US.len()],
-    tick_count: AtomicU64,
-    tick_sum_us: AtomicU64,
-    tick_overruns: AtomicU64,
+    /// Every room's ticks.
+    pub ticks: TickHistogram,
     ticks_dropped: AtomicU64,
     connections: [[AtomicI64; 2]; 5],
     frames_out: [AtomicU64; 5],
@@ -198,15 +260,7 @@ impl Default for Born {
 impl Metrics {
     /// Records one tick's duration; a tick longer than its period is an overrun.
     pub fn tick(&self, took: std::time::Duration, period: std::time::Duration) {
-        let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
-        if let Some(i) = TICK_BUCKETS_US.iter().position(|&b| us <= b) {
-            self.tick_buckets[i].fetch_add(1, Relaxed);
-        }
-        self.tick_count.fetch_add(1, Relaxed);
-        self.tick_sum_us.fetch_add(us, Relaxed);
-        if took > period {
-            self.tick_overruns.fetch_add(1, Relaxed);
-        }
+        self.ticks.record(took, period);
     }
 
     /// Counts ticks the fixed-step clock dropped because the room fell too far behind.
@@ -244,6 +298,39 @@ impl Metrics {
     }
 
     /// Counts a rejection.
+    /// Frames sent so far, by transport (in [`Transport::ALL`] order).
+    pub fn frames_out(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.frames_out[i].load(Relaxed))
+    }
+
+    /// Bytes sent so far, by transport (in [`Transport::ALL`] order).
+    pub fn bytes_out_total(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.bytes_out[i].load(Relaxed))
+    }
+
+    /// Inputs accepted so far.
+    pub fn inputs_in(&self) -> u64 {
+        self.inputs_in.load(Relaxed)
+    }
+
+    /// Every rejection reason with its count so far.
+    pub fn rejection_counts(&self) -> Vec<(&'static str, u64)> {
+        Rejection::ALL
+            .iter()
+            .map(|&r| (r.as_str(), self.rejections(r)))
+            .collect()
+    }
+
+    /// Ticks dropped so far.
+    pub fn dropped_ticks(&self) -> u64 {
+        self.ticks_dropped.load(Relaxed)
+    }
+
+    /// Room tasks that panicked so far.
+    pub fn room_panics(&self) -> u64 {
+        self.room_panics.load(Relaxed)
+    }
+
     /// Counts a rejection, and logs it — at most one line per reason per second, with the
     /// running total, so a flood cannot flood the log too.
     pub fn reject(&self, why: Rejection) {
@@ -285,15 +372,15 @@ impl Metrics {
             "Time to run one simulation tick.",
         );
         let mut cumulative = 0;
-        for (i, b) in TICK_BUCKETS_US.iter().enumerate() {
-            cumulative += self.tick_buckets[i].load(Relaxed);
+        for (n, b) in self.ticks.buckets().iter().zip(TICK_BUCKETS_US.iter()) {
+            cumulative += n;
             let _ = writeln!(
                 w,
                 "tickwire_tick_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
                 *b as f64 / 1e6
             );
         }
-        let count = self.tick_count.load(Relaxed);
+        let count = self.ticks.count();
         let _ = writeln!(
             w,
             "tickwire_tick_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
@@ -301,7 +388,7 @@ impl Metrics {
         let _ = writeln!(
             w,
             "tickwire_tick_duration_seconds_sum {}",
-            self.tick_sum_us.load(Relaxed) as f64 / 1e6
+            self.ticks.sum_us() as f64 / 1e6
         );
         let _ = writeln!(w, "tickwire_tick_duration_seconds_count {count}");
 
@@ -311,11 +398,7 @@ impl Metrics {
             "counter",
             "Ticks that took longer than the tick period.",
         );
-        let _ = writeln!(
-            w,
-            "tickwire_tick_overruns_total {}",
-            self.tick_overruns.load(Relaxed)
-        );
+        let _ = writeln!(w, "tickwire_tick_overruns_total {}", self.ticks.overruns());
         metric(
             w,
             "tickwire_ticks_dropped_total",

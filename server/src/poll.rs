@@ -1,7 +1,8 @@
 //! Long polling and polling: `GET /api/rooms/{id}/poll?since=T&wait=S`.
 //!
-//! Answers at once when a send newer than `T` exists (or there is no `T`): `200` with one
-//! record (or JSON line) holding the frame that takes the client from `T` to the newest tick.
+//! Answers at once when a send newer than `T` exists (or there is no `T`): `200` with the chat
+//! lines the client has not had (records or JSON lines, possibly none) and, last, one record
+//! (or JSON line) holding the frame that takes the client from `T` to the newest tick.
 //! Otherwise the request is held up to `wait` seconds (capped at `long_poll_max_wait_secs`) for
 //! the next send; when none comes, `204`. `wait=0` is plain polling. Every answer carries the
 //! cursor to send next in `x-tickwire-cursor`.
@@ -69,14 +70,27 @@ pub async fn poll(
             published,
             payload,
             from,
+            chat_from,
         }) => {
             let ack = opened.follower.ack(&published);
-            let body = chunk(
+            let frame = chunk(
                 &render::frame(&published, &payload, from.as_deref(), ack, format),
                 format,
             );
             app.metrics
-                .frame_out(transport, body.len(), payload.base.is_none());
+                .frame_out(transport, frame.len(), payload.base.is_none());
+            let chat = &published.chat[chat_from..];
+            let body = if chat.is_empty() {
+                frame
+            } else {
+                let mut body = Vec::new();
+                for line in chat {
+                    body.extend_from_slice(&chunk(&render::chat(line, format), format));
+                }
+                app.metrics.bytes_out(transport, body.len());
+                body.extend_from_slice(&frame);
+                bytes::Bytes::from(body)
+            };
             let content_type = match format {
                 Format::Binary => "application/octet-stream",
                 Format::Json => "application/x-ndjson",

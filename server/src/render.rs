@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! record   u32 little-endian length ‖ ServerMsg bytes     (HTTP streaming and poll bodies)
-//! JSON     {"type": "welcome" | "frame" | "close", …}     (one object per line or SSE event)
+//! JSON     {"type": "welcome" | "chat" | "frame" | "close", …}   (one per line or SSE event)
+//! chat     {"type": "chat", "tick", "from", "name", "text"}   (tick: the send it went out with)
 //! frame    {"type": "frame", "tick", "base", "checksum", "ack", "removed": [id],
 //!           "entities": [{"id", "kind", "x", "y", "vx", "vy", "angle", "hp", "flags",
 //!                         "var", "owner", "score"}]}
@@ -14,7 +15,7 @@
 //! checksum it carries; the integers are the quantized wire values.
 
 use crate::api::AppError;
-use crate::fanout::{Payload, Published};
+use crate::fanout::{ChatLine, Payload, Published};
 use crate::room::Room;
 use bytes::Bytes;
 use game_core::codec;
@@ -103,6 +104,30 @@ fn message_json(msg: &ServerMsg) -> Value {
         ServerMsg::Frame(f) => {
             json!({ "type": "frame", "tick": f.tick, "base": f.base, "checksum": f.checksum, "ack": f.ack })
         }
+    }
+}
+
+/// A chat line in the requested format: a `ServerMsg::Chat`, or JSON with the tick of the
+/// send it went out with.
+pub fn chat(line: &ChatLine, format: Format) -> Bytes {
+    match format {
+        Format::Binary => Bytes::from(codec::encode_server(&chat_msg(line))),
+        Format::Json => Bytes::from(
+            json!({
+                "type": "chat", "tick": line.tick, "from": line.from,
+                "name": &*line.name, "text": &*line.text,
+            })
+            .to_string(),
+        ),
+    }
+}
+
+/// A room's chat line as the message clients get.
+pub fn chat_msg(line: &ChatLine) -> ServerMsg {
+    ServerMsg::Chat {
+        from: line.from,
+        name: line.name.to_string(),
+        text: line.text.to_string(),
     }
 }
 

@@ -26,7 +26,11 @@ pub use task::spawn;
 
 /// Most ticks run back to back after a late wake-up; the rest of the lag is dropped.
 const MAX_CATCHUP_TICKS: u32 = 8;
-/// Room commands (join, resume, leave) waiting for the task; senders wait when it is full.
+/// Chat lines a room keeps for clients that resume or join (the last few are a newcomer's).
+pub const CHAT_LOG: usize = 32;
+/// Chat lines a client that joins without a cursor gets.
+pub const CHAT_BACKLOG: usize = 10;
+/// Room commands (join, resume, leave, chat) waiting for the task; senders wait when it is full.
 const COMMAND_QUEUE: usize = 256;
 
 /// One sequenced input from a connection to the room.
@@ -52,6 +56,8 @@ pub struct RoomStats {
     pub spectators: AtomicU32,
     /// The room's current tick.
     pub tick: AtomicU32,
+    /// This room's tick durations.
+    pub ticks: crate::metrics::TickHistogram,
 }
 
 /// The rules a client needs to predict its own ship between frames (see the arena's
@@ -114,6 +120,17 @@ pub enum JoinError {
     Closed,
 }
 
+/// Why a chat line was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    /// The room's command queue is full.
+    #[error("the room is busy; try again")]
+    Busy,
+    /// The room is closing or gone.
+    #[error("the room is closed")]
+    Closed,
+}
+
 enum Command {
     Join {
         name: String,
@@ -126,6 +143,10 @@ enum Command {
     Leave {
         ship: NetId,
         token: SessionToken,
+    },
+    Chat {
+        ship: NetId,
+        text: String,
     },
     /// Test builds only: panic in the room task.
     #[cfg(feature = "fault-injection")]
@@ -232,6 +253,17 @@ impl Room {
         let send = self.inner.commands.send(Command::Leave { ship, token });
         // If the room is gone or stuck, the grace period removes the ship anyway.
         let _ = tokio::time::timeout(Duration::from_secs(2), send).await;
+    }
+
+    /// Says `text` (already checked and cleaned) in the room's chat as `ship`'s player. Never
+    /// waits: when the room's command queue is full the line is refused.
+    pub fn chat(&self, ship: NetId, text: String) -> Result<(), ChatError> {
+        use mpsc::error::TrySendError;
+        match self.inner.commands.try_send(Command::Chat { ship, text }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(ChatError::Busy),
+            Err(TrySendError::Closed(_)) => Err(ChatError::Closed),
+        }
     }
 
     /// Test builds only (feature `fault-injection`): makes the room task panic, as a bug in

@@ -3,6 +3,7 @@
 //! ```text
 //! retry: 2000                         reconnect hint for EventSource
 //! event: welcome / data: <base64 ServerMsg::Welcome>
+//! event: chat / data: <base64 ServerMsg::Chat>                    before the frame it came with
 //! id: <tick> / event: frame / data: <base64 ServerMsg::Frame>     one per send
 //! : keep-alive                        every sse_keepalive_secs
 //! event: close / data: <base64 ServerMsg::Close>                  then the response ends
@@ -24,6 +25,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use game_core::protocol::ServerMsg;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// `GET /api/rooms/{id}/sse`.
@@ -59,21 +61,30 @@ pub async fn sse(
     Ok((no_buffering, sse).into_response())
 }
 
-/// One follower's next event: a frame, or the close event that ends the stream.
-fn next_event(live: &mut Live, next: Next) -> (Event, bool) {
+/// One follower's next events: chat lines and a frame, or the close event that ends the
+/// stream (`true`).
+fn next_event(live: &mut Live, next: Next, out: &mut VecDeque<Event>) -> bool {
     let format = live.opened.format;
     if let Some((code, reason)) = next.close() {
         let msg = render::message(&ServerMsg::Close { code, reason }, format);
-        return (data(Event::default().event("close"), &msg, format), true);
+        out.push_back(data(Event::default().event("close"), &msg, format));
+        return true;
     }
     let Next::Frame {
         published,
         payload,
         from,
+        chat_from,
     } = next
     else {
-        return (Event::default().comment("end"), true);
+        return true;
     };
+    // Chat events carry no `id:`, so Last-Event-ID stays the last frame's tick.
+    for line in &published.chat[chat_from..] {
+        let msg = render::chat(line, format);
+        live.app.metrics.bytes_out(Transport::Sse, msg.len());
+        out.push_back(data(Event::default().event("chat"), &msg, format));
+    }
     let ack = live.opened.follower.ack(&published);
     let event = Event::default()
         .id(published.tick.to_string())
@@ -96,7 +107,8 @@ fn next_event(live: &mut Live, next: Next) -> (Event, bool) {
             data(event, &bytes, format)
         }
     };
-    (event, false)
+    out.push_back(event);
+    false
 }
 
 /// Puts a message in an event's `data:` — base64 for the binary format, as is for JSON.

@@ -1,7 +1,7 @@
 //! HTTP streaming: `GET /api/rooms/{id}/stream`, one long chunked response.
 //!
-//! Binary: records of `u32 LE length ‖ ServerMsg` — a `Welcome`, a `Frame` per send, a `Close`
-//! before the end — each its own chunk, written as soon as it exists. `?format=json`: one JSON
+//! Binary: records of `u32 LE length ‖ ServerMsg` — a `Welcome`, a `Frame` per send (after any
+//! `Chat` lines that came with it), a `Close` before the end — each its own chunk, written as soon as it exists. `?format=json`: one JSON
 //! object per line (NDJSON). `?since=T` resumes from a tick.
 
 use crate::App;
@@ -15,6 +15,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use game_core::protocol::ServerMsg;
+use std::collections::VecDeque;
 
 /// `GET /api/rooms/{id}/stream`.
 pub async fn stream(
@@ -40,26 +41,29 @@ pub async fn stream(
     Ok((headers, body).into_response())
 }
 
-/// One follower's next chunk: a frame, or the close record that ends the stream.
-fn next_chunk(live: &mut Live, next: Next) -> (Bytes, bool) {
+/// One follower's next chunks: chat lines and a frame, or the close record that ends the
+/// stream (`true`).
+fn next_chunk(live: &mut Live, next: Next, out: &mut VecDeque<Bytes>) -> bool {
     let format = live.opened.format;
     if let Some((code, reason)) = next.close() {
-        return (
-            chunk(
-                &render::message(&ServerMsg::Close { code, reason }, format),
-                format,
-            ),
-            true,
-        );
+        let msg = render::message(&ServerMsg::Close { code, reason }, format);
+        out.push_back(chunk(&msg, format));
+        return true;
     }
     let Next::Frame {
         published,
         payload,
         from,
+        chat_from,
     } = next
     else {
-        return (Bytes::new(), true);
+        return true;
     };
+    for line in &published.chat[chat_from..] {
+        let bytes = chunk(&render::chat(line, format), format);
+        live.app.metrics.bytes_out(Transport::Stream, bytes.len());
+        out.push_back(bytes);
+    }
     let ack = live.opened.follower.ack(&published);
     let bytes = chunk(
         &render::frame(&published, &payload, from.as_deref(), ack, format),
@@ -68,7 +72,8 @@ fn next_chunk(live: &mut Live, next: Next) -> (Bytes, bool) {
     live.app
         .metrics
         .frame_out(Transport::Stream, bytes.len(), payload.base.is_none());
-    (bytes, false)
+    out.push_back(bytes);
+    false
 }
 
 /// One message as its chunk: a length-prefixed record, or a JSON line.

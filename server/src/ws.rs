@@ -88,6 +88,7 @@ struct Session {
     socket: WebSocket,
     started: Instant,
     budget: InputBudget,
+    chat: crate::limits::Budget,
 }
 
 impl Session {
@@ -98,6 +99,7 @@ impl Session {
             socket,
             started: Instant::now(),
             budget: InputBudget::new(app.cfg.input_rate()),
+            chat: crate::chat::budget(&app),
             app,
         }
     }
@@ -230,7 +232,10 @@ impl Session {
                     return Some(Close::new(close::REPLACED, "this session was resumed by another connection"));
                 }
                 next = follower.next(&self.app.shutdown) => match next {
-                    Next::Frame { published, payload, .. } => {
+                    Next::Frame { published, payload, chat_from, .. } => {
+                        for line in &published.chat[chat_from..] {
+                            self.send(codec::encode_server(&crate::render::chat_msg(line))).await?;
+                        }
                         let bytes = published.frame_bytes(&payload, follower.ack(&published));
                         let len = bytes.len();
                         self.send_raw(Message::Binary(bytes)).await?;
@@ -316,9 +321,27 @@ impl Session {
             }
             // The server measures round trips with WebSocket pings; an app-level Pong is fine.
             ClientMsg::Pong { .. } => {}
-            // Room chat is delivered by the chat feature; until then a chat line is accepted
-            // (it is valid protocol) and goes nowhere.
-            ClientMsg::Chat { .. } => {}
+            ClientMsg::Chat { text } => {
+                let said = match joined {
+                    None => {
+                        self.app.metrics.reject(Rejection::Chat);
+                        Err("spectators cannot chat".to_owned())
+                    }
+                    Some(j) => {
+                        crate::chat::say(&self.app, &self.room, j.ship, &mut self.chat, &text)
+                            .map_err(|e| e.to_string())
+                    }
+                };
+                if let Err(why) = said {
+                    // Told to this client only; the session goes on.
+                    let notice = ServerMsg::Chat {
+                        from: 0,
+                        name: "server".to_owned(),
+                        text: why,
+                    };
+                    self.send(codec::encode_server(&notice)).await?;
+                }
+            }
             ClientMsg::Leave => return Some(Some(Close::new(close::NORMAL, "left the room"))),
             ClientMsg::Hello { .. } => {
                 self.app.metrics.reject(Rejection::Malformed);

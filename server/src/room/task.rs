@@ -3,11 +3,11 @@
 //! filler ships, the reconnect grace period, and a publish on every send tick.
 
 use super::{
-    COMMAND_QUEUE, Command, Flight, InputMsg, JoinError, Joined, MAX_CATCHUP_TICKS, Owner, Room,
-    RoomShared, RoomStats,
+    CHAT_LOG, COMMAND_QUEUE, Command, Flight, InputMsg, JoinError, Joined, MAX_CATCHUP_TICKS,
+    Owner, Room, RoomShared, RoomStats,
 };
 use crate::config::Config;
-use crate::fanout::Published;
+use crate::fanout::{ChatLine, Published};
 use crate::metrics::{Metrics, Rejection};
 use bytes::Bytes;
 use game_core::ai::Pilot;
@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 /// A human player's slot in the room.
 struct Player {
     token: SessionToken,
+    name: Arc<str>,
     /// The current connection's queue; `None` while detached (in the grace period).
     inputs: Option<mpsc::Receiver<InputMsg>>,
     last_seq: u32,
@@ -48,6 +49,11 @@ struct RoomTask {
     last_sent: Arc<Snapshot>,
     encoder: Encoder,
     inputs: Vec<(NetId, Input)>,
+    /// Recent chat, stamped; shared with every send as `chat_shared`.
+    chat: VecDeque<ChatLine>,
+    chat_shared: Arc<[ChatLine]>,
+    /// Lines said since the last send, stamped when it goes out.
+    chat_pending: Vec<(NetId, Arc<str>, Arc<str>)>,
     send_acc: u32,
     idle_since: Option<Instant>,
     cfg: Arc<Config>,
@@ -107,6 +113,9 @@ pub fn spawn(
         last_sent: first,
         encoder: Encoder::new(),
         inputs: Vec::new(),
+        chat: VecDeque::new(),
+        chat_shared: Arc::from([]),
+        chat_pending: Vec::new(),
         send_acc: 0,
         idle_since: None,
         cfg,
@@ -157,8 +166,9 @@ impl RoomTask {
             for _ in 0..ticks {
                 let started = std::time::Instant::now();
                 self.tick(now);
-                self.metrics
-                    .tick(started.elapsed(), self.clock.tick_duration());
+                let (took, period) = (started.elapsed(), self.clock.tick_duration());
+                self.metrics.tick(took, period);
+                self.room.stats().ticks.record(took, period);
             }
             let dropped = self.clock.dropped_ticks() - dropped_before;
             if dropped > 0 {
@@ -190,6 +200,15 @@ impl RoomTask {
                     self.remove_player(ship);
                 }
             }
+            Command::Chat { ship, text } => {
+                if let Some(p) = self.players.get(&ship) {
+                    let line = (ship, p.name.clone(), Arc::from(text));
+                    // Bounded like the log: a burst beyond it would be cut at the send anyway.
+                    if self.chat_pending.len() < CHAT_LOG {
+                        self.chat_pending.push(line);
+                    }
+                }
+            }
             #[cfg(feature = "fault-injection")]
             Command::Fault => panic!("fault injected into room {}", self.room.id()),
         }
@@ -207,7 +226,7 @@ impl RoomTask {
         self.fill_ai(self.humans() + 1);
         let ship = self.world.add_ship().ok_or(JoinError::Full)?;
         let token = SessionToken(random_token());
-        let (joined, player) = attach(ship, token, 0, self.cfg.input_queue);
+        let (joined, player) = attach(ship, token, Arc::from(name), 0, self.cfg.input_queue);
         self.players.insert(ship, player);
         self.by_token.insert(token, ship);
         self.update_stats();
@@ -221,7 +240,8 @@ impl RoomTask {
         // A connection still holding the session is told it was replaced.
         player.replaced.cancel();
         let last_seq = player.last_seq;
-        let (joined, fresh) = attach(ship, token, last_seq, self.cfg.input_queue);
+        let name = player.name.clone();
+        let (joined, fresh) = attach(ship, token, name, last_seq, self.cfg.input_queue);
         *player = fresh;
         tracing::info!(room = %self.room.id(), ship, "player resumed");
         Ok(joined)
@@ -354,15 +374,25 @@ impl RoomTask {
             .iter()
             .map(|(&id, p)| (id, p.last_seq))
             .collect();
+        if !self.chat_pending.is_empty() {
+            for (from, name, text) in self.chat_pending.drain(..) {
+                self.chat.push_back(ChatLine {
+                    tick: snapshot.tick,
+                    from,
+                    name,
+                    text,
+                });
+            }
+            while self.chat.len() > CHAT_LOG {
+                self.chat.pop_front();
+            }
+            self.chat_shared = self.chat.iter().cloned().collect();
+        }
         let prev = self.last_sent.tick;
         self.last_sent = snapshot.clone();
-        self.publisher.send_replace(Arc::new(Published::next(
-            Some(prev),
-            snapshot,
-            Bytes::from(delta),
-            acks,
-            oldest,
-        )));
+        let published = Published::next(Some(prev), snapshot, Bytes::from(delta), acks, oldest)
+            .with_chat(self.chat_shared.clone());
+        self.publisher.send_replace(Arc::new(published));
     }
 
     /// Whether an API-created room has been empty for its idle time.
@@ -379,7 +409,13 @@ impl RoomTask {
 
 /// A connection's side and the room's side of a player session: a bounded input queue of
 /// `queue` entries (the connection rejects inputs when it is full) and a replaced-signal.
-fn attach(ship: NetId, token: SessionToken, last_seq: u32, queue: usize) -> (Joined, Player) {
+fn attach(
+    ship: NetId,
+    token: SessionToken,
+    name: Arc<str>,
+    last_seq: u32,
+    queue: usize,
+) -> (Joined, Player) {
     let (tx, rx) = mpsc::channel(queue);
     let replaced = CancellationToken::new();
     let joined = Joined {
@@ -390,6 +426,7 @@ fn attach(ship: NetId, token: SessionToken, last_seq: u32, queue: usize) -> (Joi
     };
     let player = Player {
         token,
+        name,
         inputs: Some(rx),
         last_seq,
         replaced,
