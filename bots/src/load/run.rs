@@ -211,6 +211,24 @@ pub async fn run(s: Settings) -> anyhow::Result<RunData> {
     if let Some(p) = progress {
         let _ = p.await;
     }
+    // The server's per-address limits are meant for the internet; a load from one machine
+    // meets them and then measures the limits, not the server.
+    let latest = scrapes.timeline.last().or(scrapes.end.as_ref());
+    for (reason, setting) in [
+        ("too_many_from_ip", "--max-connections-per-ip"),
+        ("rate_limited", "--joins-per-min / --room-creates-per-min"),
+    ] {
+        let key = format!("tickwire_rejections_total{{reason=\"{reason}\"}}");
+        let at = |s: Option<&Scrape>| s.and_then(|s| s.samples.get(&key).copied());
+        let n = at(latest).unwrap_or(0.0) - at(scrapes.start.as_ref()).unwrap_or(0.0);
+        if n > 0.0 {
+            warnings.push(format!(
+                "the server refused {n} requests by its per-address limits ({reason}): run it \
+                 with {setting} raised for load tests, or spread the load over more addresses \
+                 (--source-ips)"
+            ));
+        }
+    }
     if unfinished > 0 {
         warnings.push(format!(
             "{unfinished} clients had not finished {deadline:?} after the stop and were aborted"
