@@ -11,7 +11,7 @@
 //! - [`ws`]: WebSocket players and spectators; [`sse`], [`stream`], [`poll`]: the HTTP push
 //!   techniques; [`http_player`]: joining and sending input without WebSocket.
 //! - [`chat`]: room chat lines in.
-//! - [`api`]: the JSON API.
+//! - [`api`]: the JSON API. [`stats`]: live figures once a second for `/dashboard`.
 //! - [`serve`]: the accept loop; [`limits`]: connection, rate and origin limits.
 
 pub mod api;
@@ -28,6 +28,7 @@ pub mod render;
 pub mod room;
 pub mod serve;
 pub mod sse;
+pub mod stats;
 pub mod stream;
 pub mod ws;
 
@@ -67,6 +68,8 @@ pub struct App {
     pub room_creates: Arc<limits::PerIp>,
     /// Player joins and resumes per IP address (`joins_per_min`).
     pub joins: Arc<limits::PerIp>,
+    /// The latest live figures and their history, published once a second by [`stats::sample`].
+    pub stats: stats::Stats,
 }
 
 /// The routes, for [`run`] and for tests that want the app without a listener.
@@ -85,7 +88,10 @@ pub fn router(app: App) -> Router {
         .route("/api/rooms/{id}/input", post(http_player::input))
         .route("/api/rooms/{id}/leave", post(http_player::leave))
         .route("/api/rooms/{id}/chat", post(http_player::chat))
-        .route("/api/matchmake", post(api::matchmake));
+        .route("/api/matchmake", post(api::matchmake))
+        .route("/api/stats", get(stats::snapshot))
+        .route("/api/stats/sse", get(stats::sse))
+        .route("/dashboard", get(stats::dashboard));
     #[cfg(feature = "fault-injection")]
     let routes = routes.route("/api/rooms/{id}/fault", post(api::inject_fault));
     let routes = routes.route_layer(axum::middleware::from_fn_with_state(
@@ -132,7 +138,9 @@ pub async fn run(
         http_players: Arc::default(),
         room_creates: Arc::new(limits::PerIp::new(cfg.room_creates_per_min)),
         joins: Arc::new(limits::PerIp::new(cfg.joins_per_min)),
+        stats: stats::Stats::default(),
     };
+    tracker.spawn(stats::sample(app.clone()));
     // Drops HTTP player sessions nobody has used for the idle timeout.
     let (players, idle, stop) = (
         app.http_players.clone(),

@@ -1,14 +1,16 @@
 // @ts-check
 /**
  * @file The play and spectate pages: one connection, the renderer, the HUD (score board,
- * kill feed, ping, transport) and, for players, the keyboard. Exposes `window.tickwire` =
- * `{ transport, tick, entities, desyncs }` for tests and the console.
+ * kill feed, ping, transport), the room's chat and, for players, the keyboard and the chat
+ * box. Exposes `window.tickwire` = `{ transport, tick, entities, desyncs, chat }` for tests
+ * and the console.
  */
 
 import { Connection, TRANSPORTS } from './net.js';
 import { FLAG, POS_SCALE } from './snapshot.js';
 import { Renderer, Timeline, kills, shipColor } from './view.js';
 import { Predictor } from './predict.js';
+import { ChatPanel, chatInput } from './chat.js';
 
 const BUTTON_FIRE = 1;
 const BUTTON_BOOST = 2;
@@ -39,6 +41,7 @@ export function start(role) {
   let follow = 0; // spectators: the ship to follow (0: whole arena)
   /** @type {Predictor | null} our own ship, predicted (players) */
   let predictor = null;
+  const chat = new ChatPanel(el('chat-log'), { me: () => conn.entity, color: shipColor });
 
   const conn = new Connection({
     room,
@@ -47,15 +50,6 @@ export function start(role) {
     transport,
     onWelcome: (w) => {
       renderer.arena = w.arena;
-      el('room').textContent = room;
-      if (role === 'player' && predictor === null) {
-        fetch(`/api/rooms/${encodeURIComponent(room)}`)
-          .then((r) => (r.ok ? r.json() : null))
-          .then((info) => {
-            if (info && info.flight) predictor = new Predictor(info.flight, w.tick_rate);
-          })
-          .catch(() => {});
-      }
     },
     onFrame: () => {
       const snap = conn.replica.state;
@@ -71,6 +65,7 @@ export function start(role) {
     onStatus: (text) => {
       el('status').textContent = text;
     },
+    onChat: (line) => chat.add(line),
   });
 
   /** What tests and curious users can read. */
@@ -95,10 +90,30 @@ export function start(role) {
     },
     /** @type {{x: number, y: number} | null} where our ship was last drawn, world units */
     drawn: null,
+    /** The chat lines shown, oldest first. */
+    get chat() {
+      return chat.lines;
+    },
   };
   /** @type {any} */ (window).tickwire = api;
 
-  if (role === 'player') keyboard(conn, (seq, input) => predictor?.sent(seq, input));
+  // The arena and the flight rules from the room's info: polling has no Welcome to carry the
+  // arena, and prediction needs the rules on every transport.
+  el('room').textContent = room;
+  fetch(`/api/rooms/${encodeURIComponent(room)}`)
+    .then((r) => (r.ok ? r.json() : null))
+    .then((info) => {
+      if (!info) return;
+      renderer.arena ??= info.arena;
+      if (role === 'player' && info.flight) predictor = new Predictor(info.flight, info.tick_rate);
+    })
+    .catch(() => {});
+
+  if (role === 'player') {
+    const box = /** @type {HTMLInputElement} */ (el('chat-input'));
+    chatInput(/** @type {HTMLFormElement} */ (el('chat-form')), box, chat, (text) => conn.sendChat(text));
+    keyboard(conn, (seq, input) => predictor?.sent(seq, input), box);
+  }
   if (role === 'spectator') {
     el('follow').addEventListener('click', () => {
       const ships = api.entities.filter((e) => e.kind === 0 && !(e.flags & FLAG.DEAD));
@@ -145,17 +160,27 @@ function hud(conn, entities, feed) {
 }
 
 /**
- * Keyboard controls, sent once per tick (60 Hz), like the bots.
+ * Keyboard controls, sent once per tick (60 Hz), like the bots. Keys typed into the chat box
+ * are text, not controls; Enter opens the chat box.
  * @param {Connection} conn
  * @param {(seq: number, input: import('./codec.js').Input) => void} sent
+ * @param {HTMLInputElement} chatBox
  */
-function keyboard(conn, sent) {
+function keyboard(conn, sent, chatBox) {
   const down = new Set();
   addEventListener('keydown', (e) => {
+    if (e.target instanceof HTMLInputElement) return;
+    if (e.key === 'Enter') {
+      e.preventDefault();
+      down.clear();
+      chatBox.focus();
+      return;
+    }
     down.add(e.code);
     if (['Space', 'ArrowUp', 'ArrowDown', 'ArrowLeft', 'ArrowRight'].includes(e.code)) e.preventDefault();
   });
   addEventListener('keyup', (e) => down.delete(e.code));
+  chatBox.addEventListener('focus', () => down.clear());
   addEventListener('blur', () => down.clear());
   touchControls(down);
   setInterval(() => {

@@ -5,9 +5,15 @@
  * polling, then polling. What worked is remembered for the session; reconnects back off with
  * jitter and resume by tick (the replica's cursor), so a drop costs a delta, not a restart.
  * Players who fall back keep playing: they join over HTTP and post inputs in batches.
+ *
+ * Chat comes in on every transport (a `Chat` message, an SSE `chat` event, a record before a
+ * frame) and goes to `onChat`; players send it over the WebSocket or by `POST …/chat`. The
+ * server re-sends what a resuming client may have missed, so the lines that arrive again after
+ * a reconnect, before its first frame, are recognised and dropped.
  */
 
-import { PROTOCOL_VERSION, decodeServer, encodeClient } from './codec.js';
+import { PROTOCOL_VERSION, SERVER_MSG_LIMIT, decodeServer, encodeClient } from './codec.js';
+import { ChatDedup } from './chat.js';
 import { Replica } from './replica.js';
 import { WireError } from './wire.js';
 
@@ -19,12 +25,64 @@ export const TRANSPORTS = /** @type {const} */ (['ws', 'sse', 'stream', 'longpol
 
 /** A frame must arrive this soon after connecting, or the transport counts as stalled. */
 const STALL_MS = 4000;
+/** Largest poll answer read: a frame at its limit plus the chat lines before it. */
+export const MAX_POLL_BODY = 2 * SERVER_MSG_LIMIT;
+
+/** @typedef {import('./chat.js').ChatLine} ChatLine */
+/** @typedef {import('./codec.js').Frame} Frame */
+
+/**
+ * Splits bytes into length-prefixed records (`u32` little-endian length ‖ message), as HTTP
+ * streaming and polling send them. Returns the whole records and the bytes of an unfinished
+ * one. A record longer than a server message may be is an error.
+ * @param {Uint8Array} buf
+ * @returns {{records: Uint8Array[], rest: Uint8Array}}
+ */
+export function splitRecords(buf) {
+  /** @type {Uint8Array[]} */
+  const records = [];
+  let at = 0;
+  while (buf.length - at >= 4) {
+    const n = new DataView(buf.buffer, buf.byteOffset + at, 4).getUint32(0, true);
+    if (n > SERVER_MSG_LIMIT) throw new WireError('record too large');
+    if (buf.length - at < 4 + n) break;
+    records.push(buf.subarray(at + 4, at + 4 + n));
+    at += 4 + n;
+  }
+  return { records, rest: buf.subarray(at) };
+}
+
+/**
+ * Reads a `200` poll answer: zero or more `Chat` records, then exactly one `Frame`, which is
+ * last. Anything else (another message, a second frame, bytes left over) is an error.
+ * @param {Uint8Array} body
+ * @returns {{chats: ChatLine[], frame: Frame}}
+ */
+export function parsePollBody(body) {
+  if (body.length > MAX_POLL_BODY) throw new WireError('poll answer too large');
+  const { records, rest } = splitRecords(body);
+  if (rest.length !== 0) throw new WireError('poll: a record is cut short');
+  /** @type {ChatLine[]} */
+  const chats = [];
+  /** @type {Frame | null} */
+  let frame = null;
+  for (const r of records) {
+    const msg = decodeServer(r);
+    if (frame !== null) throw new WireError('poll: records after the frame');
+    if (msg.type === 'Chat') chats.push({ from: msg.from, name: msg.name, text: msg.text });
+    else if (msg.type === 'Frame') frame = msg;
+    else throw new WireError(`poll: unexpected ${msg.type}`);
+  }
+  if (frame === null) throw new WireError('poll: no frame');
+  return { chats, frame };
+}
 
 /**
  * @typedef {{
  *   room: string, role: 'player' | 'spectator', name?: string, transport?: Transport | null,
  *   onWelcome?: (w: {entity: number, tick_rate: number, send_rate: number, arena: import('./codec.js').ArenaInfo}) => void,
  *   onFrame?: (ack: number) => void, onStatus?: (text: string) => void,
+ *   onChat?: (line: ChatLine) => void,
  * }} Options
  */
 
@@ -52,6 +110,7 @@ export class Connection {
     /** @type {(() => void) | null} stops the current transport */
     this.stop = null;
     this.failures = 0;
+    this.chat = new ChatDedup();
   }
 
   /** The transports to try, best first: forced, or remembered, or all. @returns {Transport[]} */
@@ -96,6 +155,7 @@ export class Connection {
    */
   async run(t) {
     let delivered = false;
+    this.chat.reconnect();
     const gotFrame = () => {
       if (!delivered) {
         delivered = true;
@@ -136,12 +196,16 @@ export class Connection {
         throw e;
       }
       this.ack = Math.max(this.ack, msg.ack);
+      this.chat.frame();
       gotFrame();
       this.opts.onFrame?.(msg.ack);
     } else if (msg.type === 'Pong') {
       const sent = this.pings.get(msg.id);
       if (sent !== undefined) this.rtt = performance.now() - sent;
       this.pings.delete(msg.id);
+    } else if (msg.type === 'Chat') {
+      const line = { from: msg.from, name: msg.name, text: msg.text };
+      if (this.chat.fresh(line)) this.opts.onChat?.(line);
     } else if (msg.type === 'Close') {
       throw new Error(`closed ${msg.code}: ${msg.reason}`);
     }
@@ -245,6 +309,7 @@ export class Connection {
       };
       es.addEventListener('welcome', onData);
       es.addEventListener('frame', onData);
+      es.addEventListener('chat', onData);
       es.addEventListener('close', onData);
       // EventSource reconnects by itself; we resume on our own terms instead.
       es.onerror = () => finish(new Error('event stream failed'));
@@ -270,13 +335,10 @@ export class Connection {
         const joined = new Uint8Array(buf.length + value.length);
         joined.set(buf);
         joined.set(value, buf.length);
-        buf = joined;
-        while (buf.length >= 4) {
-          const n = new DataView(buf.buffer, buf.byteOffset).getUint32(0, true);
-          if (n > (4 << 20)) throw new Error('record too large');
-          if (buf.length < 4 + n) break;
-          const msg = decodeServer(buf.subarray(4, 4 + n));
-          buf = buf.slice(4 + n);
+        const { records, rest } = splitRecords(joined);
+        buf = rest.slice();
+        for (const r of records) {
+          const msg = decodeServer(r);
           if (msg.type === 'Frame') frames++;
           this.handle(msg, gotFrame);
         }
@@ -301,11 +363,12 @@ export class Connection {
       const started = performance.now();
       const res = await fetch(this.httpUrl('poll', { wait: String(wait) }), { signal: ctl.signal, cache: 'no-store' });
       if (res.status === 200) {
-        const body = new Uint8Array(await res.arrayBuffer());
-        const n = new DataView(body.buffer).getUint32(0, true);
-        if (body.length !== 4 + n) throw new Error('poll: not one record');
+        if (Number(res.headers.get('content-length')) > MAX_POLL_BODY) throw new Error('poll answer too large');
+        // Chat lines first, then the frame they came with.
+        const { chats, frame } = parsePollBody(new Uint8Array(await res.arrayBuffer()));
+        for (const c of chats) this.handle({ type: 'Chat', ...c }, gotFrame);
         frames++;
-        this.handle(decodeServer(body.subarray(4)), gotFrame);
+        this.handle(frame, gotFrame);
       } else if (res.status !== 204) {
         throw new Error(`poll: ${res.status}`);
       }
@@ -355,6 +418,35 @@ export class Connection {
       if (this.outbox.length > 64) this.outbox.splice(0, this.outbox.length - 64);
     }
     return seq;
+  }
+
+  /**
+   * Says a line in the room's chat (players only): over the WebSocket, or by `POST …/chat`
+   * for a player on an HTTP transport. Everyone in the room, this page included, gets it back
+   * as a chat line. Resolves to `null` when it was sent, or why it was not.
+   * @param {string} text
+   * @returns {Promise<string | null>}
+   */
+  async sendChat(text) {
+    if (this.opts.role !== 'player') return 'spectators cannot chat';
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(encodeClient({ type: 'Chat', text }));
+      return null;
+    }
+    // A WebSocket session's token is not an HTTP player's: wait for the socket to come back.
+    if (!this.token || this.transport === 'ws' || this.transport === null) return 'not connected; try again in a moment';
+    try {
+      const res = await fetch(`/api/rooms/${encodeURIComponent(this.opts.room)}/chat?token=${encodeURIComponent(this.token)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text }),
+      });
+      if (res.ok) return null;
+      const body = await res.json().catch(() => null);
+      return body?.error?.message ?? `chat refused (${res.status})`;
+    } catch {
+      return 'chat not sent: the server did not answer';
+    }
   }
 
   /** Ends the session. */
