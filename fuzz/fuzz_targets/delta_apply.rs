@@ -17,7 +17,10 @@ fn baseline() -> Snapshot {
             ..EntityState::new(id * 3, EntityKind::ALL[usize::from(id % 4)])
         })
         .collect();
-    Snapshot { tick: 1000, entities }
+    Snapshot {
+        tick: 1000,
+        entities,
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

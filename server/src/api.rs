@@ -308,6 +308,9 @@ pub async fn list_rooms(State(app): State<App>) -> Json<Vec<RoomInfo>> {
     Json(app.registry.list().iter().map(RoomInfo::of).collect())
 }
 
+/// Largest body of `POST /api/rooms`.
+pub const CREATE_ROOM_BODY_BYTES: usize = 1024;
+
 /// Body of `POST /api/rooms`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -317,7 +320,7 @@ pub struct CreateRoom {
 }
 
 /// Reads an optional JSON body of at most `limit` bytes: empty (or blank) gives the default,
-/// too large is 413, anything that does not parse is 400.
+/// too large is 413, anything that is not one JSON object of the right shape is 400.
 pub fn json_body<T: Default + for<'de> Deserialize<'de>>(
     bytes: &Bytes,
     limit: usize,
@@ -325,8 +328,11 @@ pub fn json_body<T: Default + for<'de> Deserialize<'de>>(
     if bytes.len() > limit {
         return Err(AppError::too_large(limit));
     }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Ok(T::default()),
+        // serde would also take a struct written as an array of its fields; the API is objects.
+        Some(b'{') => {}
+        Some(_) => return Err(AppError::bad_request("the body must be a JSON object")),
     }
     serde_json::from_slice(bytes).map_err(|e| AppError::bad_request(format!("body: {e}")))
 }
@@ -392,7 +398,7 @@ pub async fn create_room(
             app.cfg.room_creates_per_min,
         ));
     }
-    let req: CreateRoom = json_body(&body, 1024)?;
+    let req: CreateRoom = json_body(&body, CREATE_ROOM_BODY_BYTES)?;
     let room = app.registry.create(req.id, Owner::User)?;
     Ok((StatusCode::CREATED, Json(RoomInfo::of(&room))))
 }
