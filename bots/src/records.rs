@@ -201,9 +201,14 @@ mod tests {
             records(&[1, 0], 10),
             Err(FramingError::NotWholeRecords { have: 2, want: 4 })
         );
+        // Cut inside the second length prefix, then inside its message.
         assert_eq!(
             records(&two[..8], 10),
-            Err(FramingError::NotWholeRecords { have: 8, want: 11 })
+            Err(FramingError::NotWholeRecords { have: 8, want: 9 })
+        );
+        assert_eq!(
+            records(&two[..10], 10),
+            Err(FramingError::NotWholeRecords { have: 10, want: 11 })
         );
         assert_eq!(
             records(&record(&[0; 11]), 10),

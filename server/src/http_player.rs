@@ -128,7 +128,10 @@ pub async fn join(
         .ok_or_else(|| AppError::room_not_found(&id))?;
     let joined = match req.token.as_deref() {
         Some(t) => {
-            let token: SessionToken = t.parse().map_err(|_| AppError::bad_token())?;
+            let token: SessionToken = t.parse().map_err(|_| {
+                app.metrics.reject(Rejection::BadToken);
+                AppError::bad_token()
+            })?;
             room.resume(token).await
         }
         None => {
@@ -169,16 +172,21 @@ pub async fn leave(
         .as_deref()
         .ok_or_else(AppError::token_required)?
         .parse()
-        .map_err(|_| AppError::bad_token())?;
+        .map_err(|_| {
+            app.metrics.reject(Rejection::BadToken);
+            AppError::bad_token()
+        })?;
     let room = app
         .registry
         .get(&id)
         .ok_or_else(|| AppError::room_not_found(&id))?;
-    let session = app
-        .http_players
-        .lock()
-        .remove(&token)
-        .filter(|s| s.room == id);
+    let session = {
+        let mut sessions = app.http_players.lock();
+        match sessions.get(&token) {
+            Some(s) if s.room == id => sessions.remove(&token),
+            _ => None,
+        }
+    };
     let Some(session) = session else {
         app.metrics.reject(Rejection::BadToken);
         return Err(AppError::bad_token());

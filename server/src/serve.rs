@@ -57,10 +57,15 @@ pub async fn serve(listener: TcpListener, router: Router, app: App, gate: Arc<Ga
             req.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(req)
         });
-        let conn = http.serve_connection(TokioIo::new(tcp), service);
+        let conn = http.serve_connection(
+            TokioIo::new(Counted {
+                tcp,
+                _ticket: ticket,
+            }),
+            service,
+        );
         let (stop, metrics) = (app.shutdown.clone(), app.metrics.clone());
         app.tracker.spawn(async move {
-            let _ticket = ticket;
             let conn = conn.with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
@@ -122,4 +127,57 @@ async fn refuse(mut tcp: TcpStream, why: Refusal) {
         std::io::Result::Ok(())
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+}
+
+/// A connection that holds its place in the [`Gate`] for as long as the socket lives, through
+/// an upgrade to WebSocket too.
+struct Counted {
+    tcp: TcpStream,
+    _ticket: crate::limits::Ticket,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
 }

@@ -76,8 +76,19 @@ pub async fn upgrade(
 struct Close(u16, String);
 
 impl Close {
+    /// A close with `reason` cut to what a close frame holds (a control frame carries at most
+    /// 125 bytes: the code and 123 of reason), on a character boundary.
     fn new(code: u16, reason: impl Into<String>) -> Self {
-        Self(code, reason.into())
+        let mut reason = reason.into();
+        let max = game_core::protocol::MAX_REASON_BYTES;
+        if reason.len() > max {
+            let mut end = max;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        Self(code, reason)
     }
 }
 
@@ -125,8 +136,20 @@ impl Session {
                 code,
                 reason: reason.into(),
             };
-            let bye = self.socket.send(Message::Close(Some(frame)));
-            let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
+            // The closing handshake: send ours, then read until the client's close (or EOF), so
+            // the socket is not dropped with unread data — which would reset it and could lose
+            // the close frame on its way. Bounded: a client that never answers costs a second.
+            let socket = &mut self.socket;
+            let _ = tokio::time::timeout(Duration::from_secs(1), async move {
+                socket.send(Message::Close(Some(frame))).await?;
+                while let Some(msg) = socket.recv().await {
+                    if matches!(msg?, Message::Close(_)) {
+                        break;
+                    }
+                }
+                Ok::<(), axum::Error>(())
+            })
+            .await;
         }
     }
 
