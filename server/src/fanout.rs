@@ -52,8 +52,9 @@ pub struct Published {
     /// The whole frame for a spectator on the shared path (ack 0, delta from the previous send):
     /// the same bytes for every such client, built on first use.
     spectator_frame: OnceLock<Bytes>,
-    /// The same frame in base64, for SSE spectators.
-    spectator_base64: OnceLock<std::sync::Arc<str>>,
+    /// The same frame as a whole SSE event (`id:`, `event: frame`, base64 `data:`), for SSE
+    /// spectators.
+    spectator_sse: OnceLock<Bytes>,
 }
 
 /// The delta payload one client needs, and its baseline (`None`: keyframe).
@@ -109,7 +110,7 @@ impl Published {
             chat: Arc::from([]),
             keyframe: OnceLock::new(),
             spectator_frame: OnceLock::new(),
-            spectator_base64: OnceLock::new(),
+            spectator_sse: OnceLock::new(),
         }
     }
 
@@ -127,7 +128,7 @@ impl Published {
             chat: self.chat.clone(),
             keyframe: OnceLock::new(),
             spectator_frame: OnceLock::new(),
-            spectator_base64: OnceLock::new(),
+            spectator_sse: OnceLock::new(),
         }
     }
 
@@ -186,18 +187,21 @@ impl Published {
         self.build_frame(payload, ack)
     }
 
-    /// The frame in base64 (for SSE), shared like [`Published::frame_bytes`].
-    pub fn frame_base64(&self, payload: &Payload, ack: u32) -> std::sync::Arc<str> {
+    /// The frame as one SSE event (`id: tick`, `event: frame`, `data:` base64), shared like
+    /// [`Published::frame_bytes`].
+    pub fn frame_sse(&self, payload: &Payload, ack: u32) -> Bytes {
         use base64::Engine;
-        let encode = || {
-            std::sync::Arc::from(
-                base64::engine::general_purpose::STANDARD.encode(self.frame_bytes(payload, ack)),
-            )
+        let build = || {
+            let text =
+                base64::engine::general_purpose::STANDARD.encode(self.frame_bytes(payload, ack));
+            let mut out = bytes::BytesMut::with_capacity(text.len() + 32);
+            crate::sse::event(&mut out, Some(self.tick), "frame", text.as_bytes());
+            out.freeze()
         };
         if self.is_spectator_frame(payload, ack) {
-            return self.spectator_base64.get_or_init(encode).clone();
+            return self.spectator_sse.get_or_init(build).clone();
         }
-        encode()
+        build()
     }
 
     fn build_frame(&self, payload: &Payload, ack: u32) -> Bytes {
@@ -267,11 +271,16 @@ mod tests {
         };
         assert_eq!(f.ack, 3);
         use base64::Engine;
-        let text = p.frame_base64(&shared, 0);
-        assert!(std::sync::Arc::ptr_eq(&text, &p.frame_base64(&shared, 0)));
+        let event = p.frame_sse(&shared, 0);
+        assert_eq!(event.as_ptr(), p.frame_sse(&shared, 0).as_ptr(), "shared");
+        let text = std::str::from_utf8(&event).unwrap_or_else(|e| panic!("{e}"));
+        let data = text
+            .strip_prefix("id: 12\nevent: frame\ndata: ")
+            .and_then(|t| t.strip_suffix("\n\n"))
+            .unwrap_or_else(|| panic!("{text:?}"));
         assert_eq!(
             base64::engine::general_purpose::STANDARD
-                .decode(&*text)
+                .decode(data)
                 .ok()
                 .as_deref(),
             Some(&one[..])

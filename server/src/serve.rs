@@ -52,32 +52,35 @@ pub async fn serve(listener: TcpListener, router: Router, app: App, gate: Arc<Ga
             }
         };
         tune(&tcp, app.cfg.tcp_send_buffer);
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(req)
-        });
-        let conn = http.serve_connection(
-            TokioIo::new(Counted {
-                tcp,
-                _ticket: ticket,
-            }),
-            service,
-        );
-        let (stop, metrics) = (app.shutdown.clone(), app.metrics.clone());
-        app.tracker.spawn(async move {
+        let (router, http, app) = (router.clone(), http.clone(), app.clone());
+        app.tracker.clone().spawn(async move {
+            // An SSE spectator is served on the socket itself (see `sse::direct`).
+            let Some(tcp) = crate::sse::direct(tcp, &app).await else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                router.clone().oneshot(req)
+            });
+            let conn = http.serve_connection(
+                TokioIo::new(Counted {
+                    tcp,
+                    _ticket: ticket,
+                }),
+                service,
+            );
             let conn = conn.with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {
                     if let Err(e) = r {
                         if e.is_timeout() {
-                            metrics.reject(Rejection::SlowRequest);
+                            app.metrics.reject(Rejection::SlowRequest);
                         }
                         tracing::trace!(%peer, error = %e, "connection ended");
                     }
                 }
-                _ = stop.cancelled() => {
+                _ = app.shutdown.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }

@@ -11,22 +11,41 @@
 //!
 //! With `?format=json` every `data:` is the JSON rendering instead. `Last-Event-ID` (sent by
 //! browsers on reconnect) or `?since=` resumes from a tick.
+//!
+//! [`events`] renders a follower's stream as the bytes of the event stream — one write per send,
+//! chat lines and frame together, keep-alive comments when nothing else was written. A
+//! spectator's frame event is the same bytes for every spectator on the shared path and is
+//! built once per send. Two ways serve it: the axum handler [`sse`], and [`direct`], which the
+//! accept loop tries first: a connection whose first request is a complete `GET …/sse` head is
+//! answered on the socket itself, without hyper's per-connection buffers (8 KiB to read, 8 KiB
+//! to write), which were most of an SSE spectator's memory. Anything else — another path, a
+//! head that arrives in pieces, a body — goes to hyper untouched (the head is only peeked).
 
 use crate::App;
 use crate::api::AppError;
 use crate::follow::{self, FollowQuery, Live, Next};
-use crate::metrics::Transport;
+use crate::metrics::{Rejection, Transport};
 use crate::render::{self, Format};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
 use game_core::protocol::ServerMsg;
-use std::collections::VecDeque;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// The response head fields of an event stream.
+const HEADERS: [(&str, &str); 3] = [
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-cache"),
+    ("x-accel-buffering", "no"),
+];
 
 /// `GET /api/rooms/{id}/sse`.
 pub async fn sse(
@@ -38,37 +57,79 @@ pub async fn sse(
     let last_event_id = headers
         .get("last-event-id")
         .map(|v| v.to_str().unwrap_or("?"));
+    let live = open(&app, &id, &q, last_event_id)?;
+    let body = Body::from_stream(events(live).map(Ok::<_, std::convert::Infallible>));
+    let mut response = body.into_response();
+    for (name, value) in HEADERS {
+        response
+            .headers_mut()
+            .insert(name, header::HeaderValue::from_static(value));
+    }
+    Ok(response)
+}
+
+/// Opens a follower for an SSE request: the cursor from `Last-Event-ID` or `?since=`.
+fn open(
+    app: &App,
+    id: &str,
+    q: &FollowQuery,
+    last_event_id: Option<&str>,
+) -> Result<Live, AppError> {
     let since = match last_event_id.or(q.since.as_deref()) {
         Some(v) => Some(follow::parse_cursor(v)?),
         None => None,
     };
-    let live = follow::open_live(&app, &id, &q, since, Transport::Sse)?;
-    let opened = &live.opened;
-    let retry = Duration::from_millis(app.cfg.sse_retry_ms);
-    let keepalive = Duration::from_secs(app.cfg.sse_keepalive_secs);
-    let welcome = render::welcome(opened.follower.room(), opened.ship.unwrap_or(0));
-    let first = data(
-        Event::default().retry(retry).event("welcome"),
-        &render::message(&welcome, opened.format),
-        opened.format,
-    );
-    let events = follow::messages(live, first, next_event);
-    let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(keepalive).text("keep-alive"));
-    let no_buffering = [(
-        HeaderName::from_static("x-accel-buffering"),
-        HeaderValue::from_static("no"),
-    )];
-    Ok((no_buffering, sse).into_response())
+    follow::open_live(app, id, q, since, Transport::Sse)
 }
 
-/// One follower's next events: chat lines and a frame, or the close event that ends the
-/// stream (`true`).
-fn next_event(live: &mut Live, next: Next, out: &mut VecDeque<Event>) -> bool {
+/// The event stream of `live`: `retry:` and the welcome, then one chunk per send (its chat
+/// lines and its frame), keep-alive comments in quiet spells, and the close event last.
+pub fn events(live: Live) -> impl Stream<Item = Bytes> + Send {
+    let retry = live.app.cfg.sse_retry_ms;
+    let keepalive = Duration::from_secs(live.app.cfg.sse_keepalive_secs);
+    let welcome = render::welcome(live.opened.follower.room(), live.opened.ship.unwrap_or(0));
+    let mut first = BytesMut::new();
+    first.put_slice(format!("retry: {retry}\n").as_bytes());
+    let format = live.opened.format;
+    event(
+        &mut first,
+        None,
+        "welcome",
+        &data(&render::message(&welcome, format), format),
+    );
+    let quiet_until = Instant::now() + keepalive;
+    futures_util::stream::unfold(
+        (live, Some(first.freeze()), quiet_until, false),
+        move |(mut live, first, quiet_until, done)| async move {
+            if let Some(first) = first {
+                return Some((first, (live, None, quiet_until, false)));
+            }
+            if done {
+                return None;
+            }
+            tokio::select! {
+                next = live.opened.follower.next(&live.app.shutdown) => {
+                    let (bytes, last) = next_events(&mut live, next);
+                    Some((bytes, (live, None, Instant::now() + keepalive, last)))
+                }
+                _ = tokio::time::sleep_until(quiet_until) => {
+                    let comment = Bytes::from_static(b": keep-alive\n\n");
+                    Some((comment, (live, None, Instant::now() + keepalive, false)))
+                }
+            }
+        },
+    )
+}
+
+/// One send's events (chat lines, then the frame), or the close event that ends the stream
+/// (`true`).
+fn next_events(live: &mut Live, next: Next) -> (Bytes, bool) {
     let format = live.opened.format;
     if let Some((code, reason)) = next.close() {
         let msg = render::message(&ServerMsg::Close { code, reason }, format);
-        out.push_back(data(Event::default().event("close"), &msg, format));
-        return true;
+        let mut out = BytesMut::new();
+        event(&mut out, None, "close", &data(&msg, format));
+        return (out.freeze(), true);
     }
     let Next::Frame {
         published,
@@ -77,44 +138,289 @@ fn next_event(live: &mut Live, next: Next, out: &mut VecDeque<Event>) -> bool {
         chat_from,
     } = next
     else {
-        return true;
+        return (Bytes::new(), true);
     };
-    // Chat events carry no `id:`, so Last-Event-ID stays the last frame's tick.
-    for line in &published.chat[chat_from..] {
-        let msg = render::chat(line, format);
-        live.app.metrics.bytes_out(Transport::Sse, msg.len());
-        out.push_back(data(Event::default().event("chat"), &msg, format));
-    }
     let ack = live.opened.follower.ack(&published);
-    let event = Event::default()
-        .id(published.tick.to_string())
-        .event("frame");
     let keyframe = payload.base.is_none();
-    let event = match format {
-        // Base64 of the frame; for spectators it is encoded once per send and shared.
-        Format::Binary => {
-            let text = published.frame_base64(&payload, ack);
-            live.app
-                .metrics
-                .frame_out(Transport::Sse, text.len(), keyframe);
-            event.data(&*text)
-        }
+    let frame = match format {
+        // For spectators on the shared path the whole event is built once per send.
+        Format::Binary => published.frame_sse(&payload, ack),
         Format::Json => {
-            let bytes = render::frame(&published, &payload, from.as_deref(), ack, format);
-            live.app
-                .metrics
-                .frame_out(Transport::Sse, bytes.len(), keyframe);
-            data(event, &bytes, format)
+            let json = render::frame(&published, &payload, from.as_deref(), ack, format);
+            let mut out = BytesMut::new();
+            event(&mut out, Some(published.tick), "frame", &json);
+            out.freeze()
         }
     };
-    out.push_back(event);
-    false
+    live.app
+        .metrics
+        .frame_out(Transport::Sse, frame.len(), keyframe);
+    let chat = &published.chat[chat_from..];
+    if chat.is_empty() {
+        return (frame, false);
+    }
+    // Chat events carry no `id:`, so Last-Event-ID stays the last frame's tick.
+    let mut out = BytesMut::new();
+    for line in chat {
+        event(
+            &mut out,
+            None,
+            "chat",
+            &data(&render::chat(line, format), format),
+        );
+    }
+    live.app.metrics.bytes_out(Transport::Sse, out.len());
+    out.put_slice(&frame);
+    (out.freeze(), false)
 }
 
-/// Puts a message in an event's `data:` — base64 for the binary format, as is for JSON.
-fn data(event: Event, msg: &Bytes, format: Format) -> Event {
+/// A message as `data:` text: base64 for the binary format, as is for JSON (one line).
+fn data(msg: &Bytes, format: Format) -> Bytes {
     match format {
-        Format::Binary => event.data(STANDARD.encode(msg)),
-        Format::Json => event.data(String::from_utf8_lossy(msg)),
+        Format::Binary => Bytes::from(STANDARD.encode(msg)),
+        Format::Json => msg.clone(),
+    }
+}
+
+/// Appends one event: `id:` (if any), `event:`, one `data:` line. `data` must hold no newline
+/// (base64 and serde_json's compact output never do).
+pub fn event(out: &mut BytesMut, id: Option<u32>, name: &str, data: &[u8]) {
+    if let Some(id) = id {
+        out.put_slice(format!("id: {id}\n").as_bytes());
+    }
+    out.put_slice(b"event: ");
+    out.put_slice(name.as_bytes());
+    out.put_slice(b"\ndata: ");
+    out.put_slice(data);
+    out.put_slice(b"\n\n");
+}
+
+/// Largest request head [`direct`] looks at; longer ones go to hyper.
+const HEAD_PEEK: usize = 2048;
+
+/// Serves `tcp` if its first request is a complete `GET /api/rooms/{id}/sse` head (see the
+/// module docs); otherwise gives the connection back untouched. Called by the accept loop
+/// before hyper, within `header_read_timeout_secs` for the first bytes.
+pub async fn direct(mut tcp: TcpStream, app: &App) -> Option<TcpStream> {
+    let wait = Duration::from_secs(app.cfg.header_read_timeout_secs);
+    let mut buf = [0u8; HEAD_PEEK];
+    // The first bytes, without taking them off the socket.
+    let n = tokio::select! {
+        _ = app.shutdown.cancelled() => return None,
+        r = tokio::time::timeout(wait, tcp.peek(&mut buf)) => match r {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) => return None,
+            Err(_) => {
+                // Not a byte in the whole header timeout: the slowloris answer, as hyper gives.
+                app.metrics.reject(Rejection::SlowRequest);
+                return None;
+            }
+        },
+    };
+    let Some(head) = Head::parse(&buf[..n]) else {
+        return Some(tcp);
+    };
+    // Ours: take the head off the socket (it is all there) and answer.
+    if tcp.read_exact(&mut buf[..head.len]).await.is_err() {
+        return None;
+    }
+    let answer = match head.open(app) {
+        Ok(live) => stream_to(&mut tcp, app, live).await,
+        Err(e) => error_to(&mut tcp, e).await,
+    };
+    if answer.is_ok() {
+        // Read what the client still sends until it closes, briefly, so closing does not reset
+        // the connection under the last bytes.
+        let drain = async {
+            let mut sink = [0u8; 512];
+            while tcp.read(&mut sink).await.ok().is_some_and(|n| n > 0) {}
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    }
+    None
+}
+
+/// What [`direct`] needs of a request head.
+struct Head {
+    /// The head's length in bytes.
+    len: usize,
+    room: String,
+    /// `path?query`, for the query string.
+    target: String,
+    last_event_id: Option<String>,
+    origin: Option<String>,
+    host: Option<String>,
+}
+
+impl Head {
+    /// A complete `GET /api/rooms/{id}/sse[?…]` head without a body; `None` for anything else.
+    fn parse(bytes: &[u8]) -> Option<Self> {
+        let mut fields = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut fields);
+        let httparse::Status::Complete(len) = req.parse(bytes).ok()? else {
+            return None;
+        };
+        if req.method != Some("GET") {
+            return None;
+        }
+        let target = req.path?;
+        let path = target.split('?').next()?;
+        let room = path.strip_prefix("/api/rooms/")?.strip_suffix("/sse")?;
+        if room.is_empty() || room.contains('/') || room.contains('%') {
+            return None;
+        }
+        let mut head = Self {
+            len,
+            room: room.to_owned(),
+            target: target.to_owned(),
+            last_event_id: None,
+            origin: None,
+            host: None,
+        };
+        for f in req.headers.iter() {
+            let value = || std::str::from_utf8(f.value).ok().map(str::to_owned);
+            let name = f.name.to_ascii_lowercase();
+            match name.as_str() {
+                "last-event-id" => head.last_event_id = Some(value().unwrap_or_else(|| "?".into())),
+                "origin" => head.origin = Some(value().unwrap_or_default()),
+                "host" => head.host = value(),
+                // A body, an upgrade or an expectation: hyper's to handle.
+                "content-length" | "transfer-encoding" | "upgrade" | "expect" => return None,
+                _ => {}
+            }
+        }
+        Some(head)
+    }
+
+    /// The follower this request asks for, or the error answer — the same checks as the
+    /// router's (`Origin`, then the handler's).
+    fn open(&self, app: &App) -> Result<Live, AppError> {
+        if let Some(origin) = &self.origin
+            && !crate::limits::origin_allowed(
+                &app.cfg.allowed_origins,
+                origin,
+                self.host.as_deref(),
+            )
+        {
+            app.metrics.reject(Rejection::OriginNotAllowed);
+            return Err(AppError::origin_not_allowed(origin));
+        }
+        let uri: axum::http::Uri = self
+            .target
+            .parse()
+            .map_err(|_| AppError::bad_request("the request target is not a URI"))?;
+        let Query(q) = Query::<FollowQuery>::try_from_uri(&uri)
+            .map_err(|e| AppError::bad_request(format!("query: {e}")))?;
+        open(app, &self.room, &q, self.last_event_id.as_deref())
+    }
+}
+
+/// Writes the response head and the event stream until it ends, the client goes away, or a
+/// write takes longer than `write_timeout_secs`.
+async fn stream_to(tcp: &mut TcpStream, app: &App, live: Live) -> std::io::Result<()> {
+    let mut head = String::from("HTTP/1.1 200 OK\r\n");
+    for (name, value) in HEADERS {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    // The body ends when the connection does.
+    head.push_str("connection: close\r\n\r\n");
+    let limit = Duration::from_secs(app.cfg.write_timeout_secs);
+    let (mut rd, mut wr) = tcp.split();
+    write_within(&mut wr, head.as_bytes(), limit).await?;
+    let events = events(live);
+    tokio::pin!(events);
+    let mut sink = [0u8; 64];
+    loop {
+        tokio::select! {
+            item = events.next() => match item {
+                Some(bytes) => {
+                    if let Err(e) = write_within(&mut wr, &bytes, limit).await {
+                        if e.kind() == std::io::ErrorKind::TimedOut {
+                            app.metrics.reject(Rejection::WriteTimeout);
+                        }
+                        return Err(e);
+                    }
+                }
+                None => break,
+            },
+            // The client closed (or sent something, which a stream does not take).
+            r = rd.read(&mut sink) => match r {
+                Ok(n) if n > 0 => {}
+                _ => return Ok(()),
+            },
+        }
+    }
+    wr.shutdown().await
+}
+
+/// Writes `bytes` within `limit` (a `TimedOut` error past it).
+async fn write_within(
+    wr: &mut tokio::net::tcp::WriteHalf<'_>,
+    bytes: &[u8],
+    limit: Duration,
+) -> std::io::Result<()> {
+    match tokio::time::timeout(limit, wr.write_all(bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Answers with an error response and ends the connection.
+async fn error_to(tcp: &mut TcpStream, e: AppError) -> std::io::Result<()> {
+    let response = e.into_response();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await?;
+    tcp.write_all(&body).await?;
+    tcp.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_that_are_ours_and_heads_that_are_not() {
+        let ok = b"GET /api/rooms/default/sse?format=json HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 42\r\n\r\n";
+        let head = Head::parse(ok).unwrap_or_else(|| panic!("an SSE head"));
+        assert_eq!((head.len, head.room.as_str()), (ok.len(), "default"));
+        assert_eq!(head.last_event_id.as_deref(), Some("42"));
+        assert_eq!(head.target, "/api/rooms/default/sse?format=json");
+        for not_ours in [
+            &b"GET /api/rooms/default/sse HTTP/1.1\r\nHost: x\r\n"[..], // incomplete
+            b"GET /api/rooms/default/stream HTTP/1.1\r\n\r\n",
+            b"POST /api/rooms/default/sse HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+            b"GET /api/rooms/a/b/sse HTTP/1.1\r\n\r\n",
+            b"GET /api/rooms/%2e%2e/sse HTTP/1.1\r\n\r\n",
+            b"GET /api/rooms/x/sse HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            b"GET /api/rooms/x/sse HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"\x16\x03\x01 not http",
+        ] {
+            assert!(
+                Head::parse(not_ours).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(not_ours)
+            );
+        }
+    }
+
+    #[test]
+    fn events_are_one_data_line_each() {
+        let mut out = BytesMut::new();
+        event(&mut out, Some(7), "frame", b"QUJD");
+        event(&mut out, None, "chat", b"{\"a\":1}");
+        assert_eq!(
+            &out[..],
+            b"id: 7\nevent: frame\ndata: QUJD\n\nevent: chat\ndata: {\"a\":1}\n\n"
+        );
     }
 }

@@ -141,7 +141,7 @@ async fn slowloris_headers_are_cut_off_at_the_header_timeout() {
                             }
                         }
                         _ = tokio::time::sleep_until(deadline) => {
-                            panic!("a slow client was still connected after 8 s");
+                            panic!("a slow client (trickles: {trickles}) was still connected after 8 s");
                         }
                     }
                 }
