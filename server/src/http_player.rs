@@ -100,6 +100,17 @@ impl HttpPlayers {
     }
 }
 
+/// 401 `bad_token`, counted.
+fn bad_token(app: &App) -> AppError {
+    app.metrics.reject(Rejection::BadToken);
+    AppError::bad_token()
+}
+
+/// A session token from its hex text; one that does not parse is a counted `bad_token`.
+fn parse_token(app: &App, text: &str) -> Result<SessionToken, AppError> {
+    text.parse().map_err(|_| bad_token(app))
+}
+
 /// Body of `POST …/join`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,10 +139,7 @@ pub async fn join(
         .ok_or_else(|| AppError::room_not_found(&id))?;
     let joined = match req.token.as_deref() {
         Some(t) => {
-            let token: SessionToken = t.parse().map_err(|_| {
-                app.metrics.reject(Rejection::BadToken);
-                AppError::bad_token()
-            })?;
+            let token: SessionToken = parse_token(&app, t)?;
             room.resume(token).await
         }
         None => {
@@ -167,15 +175,10 @@ pub async fn leave(
     Path(id): Path<String>,
     Query(q): Query<TokenQuery>,
 ) -> Result<axum::http::StatusCode, AppError> {
-    let token: SessionToken = q
-        .token
-        .as_deref()
-        .ok_or_else(AppError::token_required)?
-        .parse()
-        .map_err(|_| {
-            app.metrics.reject(Rejection::BadToken);
-            AppError::bad_token()
-        })?;
+    let token = parse_token(
+        &app,
+        q.token.as_deref().ok_or_else(AppError::token_required)?,
+    )?;
     let room = app
         .registry
         .get(&id)
@@ -188,8 +191,7 @@ pub async fn leave(
         }
     };
     let Some(session) = session else {
-        app.metrics.reject(Rejection::BadToken);
-        return Err(AppError::bad_token());
+        return Err(bad_token(&app));
     };
     room.leave(session.ship, token).await;
     Ok(axum::http::StatusCode::NO_CONTENT)
@@ -250,13 +252,9 @@ pub async fn input(
         .registry
         .get(&id)
         .ok_or_else(|| AppError::room_not_found(&id))?;
-    let token: SessionToken = token.parse().map_err(|_| {
-        app.metrics.reject(Rejection::BadToken);
-        AppError::bad_token()
-    })?;
+    let token = parse_token(&app, &token)?;
     let Some((ship, tx)) = app.http_players.touch(&token, &id) else {
-        app.metrics.reject(Rejection::BadToken);
-        return Err(AppError::bad_token());
+        return Err(bad_token(&app));
     };
     // The whole batch is judged against the session's rate before any of it is queued.
     let verdicts: Vec<Verdict> = app
@@ -328,18 +326,12 @@ pub async fn chat(
         .registry
         .get(&id)
         .ok_or_else(|| AppError::room_not_found(&id))?;
-    let token: SessionToken = token.parse().map_err(|_| {
-        app.metrics.reject(Rejection::BadToken);
-        AppError::bad_token()
-    })?;
+    let token = parse_token(&app, &token)?;
     let said = app.http_players.with(&token, &id, |s| {
         crate::chat::say(&app, &room, s.ship, &mut s.chat, &req.text)
     });
     match said {
-        None => {
-            app.metrics.reject(Rejection::BadToken);
-            Err(AppError::bad_token())
-        }
+        None => Err(bad_token(&app)),
         Some(Ok(true)) => Ok(axum::http::StatusCode::NO_CONTENT),
         Some(Ok(false)) => Err(AppError::bad_request("the chat line is empty")),
         Some(Err(e)) => Err(AppError::chat(e)),
