@@ -19,15 +19,7 @@ use url::Url;
 
 use crate::error::ClientError;
 
-/// Whether a connection plays a ship or only watches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Role {
-    /// Gets a ship and a session token, sends inputs.
-    #[default]
-    Player,
-    /// Read-only: no ship, no token, never sends input (`?spectate=1`).
-    Spectator,
-}
+pub use game_core::protocol::Role;
 
 /// The WebSocket URL of `room` on the server at `base` (see the module docs).
 pub fn room_ws_url(base: &str, room: &str, role: Role) -> Result<Url, ClientError> {

@@ -17,8 +17,6 @@
 //! WebSocket's `Hello.last_tick`, SSE's `Last-Event-ID`, the stream's and polls' `since`.
 //! HTTP transports have no ping: RTT is measured over WebSocket only.
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,65 +37,7 @@ use crate::stats::Stats;
 use crate::stream::StreamFollower;
 use crate::ws::{Connection, Event, Reader, Writer, connect};
 
-/// How a client gets state (and, for players, sends input).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// WebSocket: binary frames both ways.
-    #[default]
-    Ws,
-    /// Server-Sent Events: `GET …/sse`.
-    Sse,
-    /// HTTP streaming: `GET …/stream`.
-    Stream,
-    /// Long polling: `GET …/poll?wait=S`, again as soon as it answers.
-    LongPoll,
-    /// Polling: `GET …/poll?wait=0` at an interval.
-    Poll,
-}
-
-impl Transport {
-    /// Every transport, in the order of the README's table.
-    pub const ALL: [Self; 5] = [
-        Self::Ws,
-        Self::Sse,
-        Self::Stream,
-        Self::LongPoll,
-        Self::Poll,
-    ];
-
-    /// The name scripts and pages use: `ws`, `sse`, `stream`, `longpoll`, `poll`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ws => "ws",
-            Self::Sse => "sse",
-            Self::Stream => "stream",
-            Self::LongPoll => "longpoll",
-            Self::Poll => "poll",
-        }
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A transport name that is none of `ws|sse|stream|longpoll|poll`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown transport {0:?} (expected ws, sse, stream, longpoll or poll)")]
-pub struct UnknownTransport(pub String);
-
-impl FromStr for Transport {
-    type Err = UnknownTransport;
-
-    fn from_str(s: &str) -> Result<Self, UnknownTransport> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| UnknownTransport(s.to_owned()))
-    }
-}
+pub use game_core::protocol::{Transport, UnknownTransport};
 
 /// The state half of a session, whatever the transport.
 #[derive(Debug)]

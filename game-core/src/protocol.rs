@@ -225,6 +225,90 @@ pub enum ServerMsg {
     },
 }
 
+/// How a client receives state. The same frames go out on each; these names appear in URLs,
+/// metrics labels, JSON and the load tool's flags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// WebSocket: binary frames both ways.
+    #[default]
+    Ws,
+    /// Server-Sent Events: `GET …/sse`.
+    Sse,
+    /// HTTP streaming: one chunked `GET …/stream` of length-prefixed frames.
+    Stream,
+    /// Long polling: `GET …/poll?wait=S`, again as soon as it answers.
+    LongPoll,
+    /// Polling: `GET …/poll?wait=0` at an interval.
+    Poll,
+}
+
+impl Transport {
+    /// Every transport, in the order of the README's table (and of per-transport counters).
+    pub const ALL: [Self; 5] = [
+        Self::Ws,
+        Self::Sse,
+        Self::Stream,
+        Self::LongPoll,
+        Self::Poll,
+    ];
+
+    /// The name: `ws`, `sse`, `stream`, `longpoll`, `poll`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ws => "ws",
+            Self::Sse => "sse",
+            Self::Stream => "stream",
+            Self::LongPoll => "longpoll",
+            Self::Poll => "poll",
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A transport name that is none of `ws|sse|stream|longpoll|poll`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown transport {0:?} (expected ws, sse, stream, longpoll or poll)")]
+pub struct UnknownTransport(pub String);
+
+impl std::str::FromStr for Transport {
+    type Err = UnknownTransport;
+
+    fn from_str(s: &str) -> Result<Self, UnknownTransport> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownTransport(s.to_owned()))
+    }
+}
+
+/// A player drives a ship; a spectator only watches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Gets a ship and a session token, sends inputs.
+    #[default]
+    Player,
+    /// Read-only: no ship, no token, never sends input (`?spectate=1`).
+    Spectator,
+}
+
+impl Role {
+    /// Both roles, in label order.
+    pub const ALL: [Self; 2] = [Self::Player, Self::Spectator];
+
+    /// The name used in metrics and JSON: `player`, `spectator`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Player => "player",
+            Self::Spectator => "spectator",
+        }
+    }
+}
+
 /// Close codes: WebSocket's standard ones and tickwire's own (4000–4999).
 pub mod close {
     /// Normal end (the client left).

@@ -6,64 +6,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-/// How a client receives state. The same frames go out on each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// WebSocket, binary frames both ways.
-    Ws,
-    /// Server-Sent Events.
-    Sse,
-    /// One chunked HTTP response of length-prefixed frames.
-    Stream,
-    /// Long polling.
-    LongPoll,
-    /// Polling.
-    Poll,
-}
-
-impl Transport {
-    /// Every transport, in label order.
-    pub const ALL: [Transport; 5] = [
-        Self::Ws,
-        Self::Sse,
-        Self::Stream,
-        Self::LongPoll,
-        Self::Poll,
-    ];
-
-    /// The label used in metrics and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ws => "ws",
-            Self::Sse => "sse",
-            Self::Stream => "stream",
-            Self::LongPoll => "longpoll",
-            Self::Poll => "poll",
-        }
-    }
-}
-
-/// A player drives a ship; a spectator only watches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Has a ship and a session token.
-    Player,
-    /// Read-only.
-    Spectator,
-}
-
-impl Role {
-    /// Both roles, in label order.
-    pub const ALL: [Role; 2] = [Self::Player, Self::Spectator];
-
-    /// The label used in metrics and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Player => "player",
-            Self::Spectator => "spectator",
-        }
-    }
-}
+pub use game_core::protocol::{Role, Transport};
 
 /// Why an input or a connection was refused; one counter each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
