@@ -123,6 +123,15 @@ impl AppError {
         }
     }
 
+    /// 503 when `max_connections_per_ip` connections are open from the client's address.
+    pub fn too_many_from_ip() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections_from_ip",
+            "too many open connections from your address; close some and try again",
+        )
+    }
+
     /// 429 when an IP address makes more of some request than its per-minute limit allows.
     pub fn rate_limited(what: &str, per_min: u32) -> Self {
         Self::new(
@@ -364,6 +373,18 @@ impl axum::extract::FromRequest<App> for Body {
     }
 }
 
+/// `Ok` for a request without `Origin` or from an allowed one (see
+/// [`crate::limits::origin_allowed`]); otherwise the counted `403 origin_not_allowed`.
+pub fn origin_check(app: &App, origin: Option<&str>, host: Option<&str>) -> Result<(), AppError> {
+    match origin {
+        Some(origin) if !crate::limits::origin_allowed(&app.cfg.allowed_origins, origin, host) => {
+            app.metrics.reject(Rejection::OriginNotAllowed);
+            Err(AppError::origin_not_allowed(origin))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Refuses API requests from browser pages of other origins (see
 /// [`crate::limits::origin_allowed`]); requests without `Origin` pass.
 pub async fn check_origin(
@@ -371,16 +392,16 @@ pub async fn check_origin(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok());
-        if !crate::limits::origin_allowed(&app.cfg.allowed_origins, origin, host) {
-            app.metrics.reject(Rejection::OriginNotAllowed);
-            return AppError::origin_not_allowed(origin).into_response();
-        }
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or(""));
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if let Err(e) = origin_check(&app, origin, host) {
+        return e.into_response();
     }
     next.run(req).await
 }

@@ -14,13 +14,15 @@ use crate::api::AppError;
 use crate::fanout::{Payload, Published};
 use crate::metrics::{Metrics, Role, Transport};
 use crate::room::{CHAT_BACKLOG, Room};
+use bytes::Bytes;
 use game_core::delta::Encoder;
 use game_core::protocol::close;
 use game_core::{NetId, Snapshot};
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// What a follower has to deliver next.
@@ -261,29 +263,41 @@ pub fn open_live(
     })
 }
 
-/// The messages of a live follower: `first`, then what `render` makes of each [`Next`] (chat
-/// lines and a frame, or the close) until it says the close was the last.
-pub fn messages<T: Send + 'static>(
+/// The body of a live follower: `first`, then one chunk per [`Next`] as `render` makes it (a
+/// send's chat lines and frame together, or the close, after which `render` says it was the
+/// last), and `keepalive` whenever that long has passed without a chunk.
+pub fn messages(
     live: Live,
-    first: T,
-    render: fn(&mut Live, Next, &mut VecDeque<T>) -> bool,
-) -> impl futures_util::Stream<Item = Result<T, std::convert::Infallible>> + Send {
-    // One queue per client, reused: it holds one send's chat lines and frame at most.
-    let mut queue = VecDeque::with_capacity(1);
-    queue.push_back(first);
+    first: Bytes,
+    render: fn(&mut Live, Next) -> (Bytes, bool),
+    keepalive: Option<(Duration, &'static [u8])>,
+) -> impl futures_util::Stream<Item = Bytes> + Send {
+    let quiet_until = move |now: Instant| keepalive.map(|(every, _)| now + every);
     futures_util::stream::unfold(
-        (live, queue, false),
-        move |(mut live, mut queue, done)| async move {
-            if let Some(item) = queue.pop_front() {
-                return Some((Ok(item), (live, queue, done)));
+        (live, Some(first), quiet_until(Instant::now()), false),
+        move |(mut live, first, quiet, done)| async move {
+            if let Some(first) = first {
+                return Some((first, (live, None, quiet, false)));
             }
             if done {
                 return None;
             }
-            let next = live.opened.follower.next(&live.app.shutdown).await;
-            let last = render(&mut live, next, &mut queue);
-            let item = queue.pop_front()?;
-            Some((Ok(item), (live, queue, last)))
+            let quiet_spell = async {
+                match quiet {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                next = live.opened.follower.next(&live.app.shutdown) => {
+                    let (bytes, last) = render(&mut live, next);
+                    Some((bytes, (live, None, quiet_until(Instant::now()), last)))
+                }
+                _ = quiet_spell => {
+                    let comment = Bytes::from_static(keepalive.map_or(&[][..], |(_, c)| c));
+                    Some((comment, (live, None, quiet_until(Instant::now()), false)))
+                }
+            }
         },
     )
 }

@@ -8,10 +8,12 @@
 //! current request; the [`TaskTracker`](tokio_util::task::TaskTracker) in [`App`] counts them.
 
 use crate::App;
+use crate::api::AppError;
 use crate::limits::{Gate, Refusal};
 use crate::metrics::Rejection;
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::sync::Arc;
@@ -104,26 +106,33 @@ fn tune(tcp: &TcpStream, send_buffer: usize) {
 
 /// Answers a refused connection with a `503` and closes it, without reading its request.
 async fn refuse(mut tcp: TcpStream, why: Refusal) {
-    let (code, message) = match why {
-        Refusal::Total => (
-            "too_many_connections",
-            "the server holds its maximum number of connections; try again later",
-        ),
-        Refusal::PerIp => (
-            "too_many_connections_from_ip",
-            "too many open connections from your address; close some and try again",
-        ),
+    let e = match why {
+        Refusal::Total => AppError::too_many_connections(),
+        Refusal::PerIp => AppError::too_many_from_ip(),
     };
-    let body = format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#);
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nretry-after: 5\r\nconnection: close\r\n\r\n{body}",
+    answer_raw(&mut tcp, e, "retry-after: 5\r\n").await;
+}
+
+/// Writes `e` as a whole HTTP/1.1 response (with `extra` header lines) on a connection hyper is
+/// not serving, and closes it: shuts down the write side, then reads (and drops) what the
+/// client still sends until it closes, at most a second — closing a socket with unread data
+/// resets it, and the client might lose the answer.
+pub async fn answer_raw(tcp: &mut TcpStream, e: AppError, extra: &str) {
+    let response = e.into_response();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         {extra}connection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
         body.len()
     );
-    // Read (and drop) what the client sends until it closes, briefly: closing a socket with
-    // unread data resets it, and the client might lose the answer.
     let answer = async {
-        tcp.write_all(response.as_bytes()).await?;
+        tcp.write_all(head.as_bytes()).await?;
+        tcp.write_all(&body).await?;
         tcp.shutdown().await?;
         let mut sink = [0u8; 1024];
         while tcp.read(&mut sink).await? > 0 {}

@@ -38,7 +38,6 @@ use game_core::protocol::ServerMsg;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 /// The response head fields of an event stream.
 const HEADERS: [(&str, &str); 3] = [
@@ -97,27 +96,11 @@ pub fn events(live: Live) -> impl Stream<Item = Bytes> + Send {
         "welcome",
         &data(&render::message(&welcome, format), format),
     );
-    let quiet_until = Instant::now() + keepalive;
-    futures_util::stream::unfold(
-        (live, Some(first.freeze()), quiet_until, false),
-        move |(mut live, first, quiet_until, done)| async move {
-            if let Some(first) = first {
-                return Some((first, (live, None, quiet_until, false)));
-            }
-            if done {
-                return None;
-            }
-            tokio::select! {
-                next = live.opened.follower.next(&live.app.shutdown) => {
-                    let (bytes, last) = next_events(&mut live, next);
-                    Some((bytes, (live, None, Instant::now() + keepalive, last)))
-                }
-                _ = tokio::time::sleep_until(quiet_until) => {
-                    let comment = Bytes::from_static(b": keep-alive\n\n");
-                    Some((comment, (live, None, Instant::now() + keepalive, false)))
-                }
-            }
-        },
+    follow::messages(
+        live,
+        first.freeze(),
+        next_events,
+        Some((keepalive, b": keep-alive\n\n")),
     )
 }
 
@@ -224,18 +207,19 @@ pub async fn direct(mut tcp: TcpStream, app: &App) -> Option<TcpStream> {
     if tcp.read_exact(&mut buf[..head.len]).await.is_err() {
         return None;
     }
-    let answer = match head.open(app) {
-        Ok(live) => stream_to(&mut tcp, app, live).await,
-        Err(e) => error_to(&mut tcp, e).await,
-    };
-    if answer.is_ok() {
-        // Read what the client still sends until it closes, briefly, so closing does not reset
-        // the connection under the last bytes.
-        let drain = async {
-            let mut sink = [0u8; 512];
-            while tcp.read(&mut sink).await.ok().is_some_and(|n| n > 0) {}
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    match head.open(app) {
+        Ok(live) => {
+            if stream_to(&mut tcp, app, live).await.is_ok() {
+                // Read what the client still sends until it closes, briefly, so closing does
+                // not reset the connection under the last bytes.
+                let drain = async {
+                    let mut sink = [0u8; 512];
+                    while tcp.read(&mut sink).await.ok().is_some_and(|n| n > 0) {}
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+            }
+        }
+        Err(e) => crate::serve::answer_raw(&mut tcp, e, "").await,
     }
     None
 }
@@ -295,16 +279,7 @@ impl Head {
     /// The follower this request asks for, or the error answer — the same checks as the
     /// router's (`Origin`, then the handler's).
     fn open(&self, app: &App) -> Result<Live, AppError> {
-        if let Some(origin) = &self.origin
-            && !crate::limits::origin_allowed(
-                &app.cfg.allowed_origins,
-                origin,
-                self.host.as_deref(),
-            )
-        {
-            app.metrics.reject(Rejection::OriginNotAllowed);
-            return Err(AppError::origin_not_allowed(origin));
-        }
+        crate::api::origin_check(app, self.origin.as_deref(), self.host.as_deref())?;
         let uri: axum::http::Uri = self
             .target
             .parse()
@@ -363,25 +338,6 @@ async fn write_within(
         Ok(r) => r,
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
     }
-}
-
-/// Answers with an error response and ends the connection.
-async fn error_to(tcp: &mut TcpStream, e: AppError) -> std::io::Result<()> {
-    let response = e.into_response();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let head = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        body.len()
-    );
-    tcp.write_all(head.as_bytes()).await?;
-    tcp.write_all(&body).await?;
-    tcp.shutdown().await
 }
 
 #[cfg(test)]

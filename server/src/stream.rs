@@ -14,8 +14,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use game_core::protocol::ServerMsg;
-use std::collections::VecDeque;
 
 /// `GET /api/rooms/{id}/stream`.
 pub async fn stream(
@@ -32,7 +32,8 @@ pub async fn stream(
         Format::Binary => "application/octet-stream",
         Format::Json => "application/x-ndjson",
     };
-    let body = Body::from_stream(follow::messages(live, first, next_chunk));
+    let chunks = follow::messages(live, first, next_chunk, None);
+    let body = Body::from_stream(chunks.map(Ok::<_, std::convert::Infallible>));
     let headers = [
         (header::CONTENT_TYPE, content_type),
         (header::CACHE_CONTROL, "no-cache"),
@@ -41,14 +42,13 @@ pub async fn stream(
     Ok((headers, body).into_response())
 }
 
-/// One follower's next chunks: chat lines and a frame, or the close record that ends the
-/// stream (`true`).
-fn next_chunk(live: &mut Live, next: Next, out: &mut VecDeque<Bytes>) -> bool {
+/// One follower's next chunk: a send's chat records and frame, or the close record that ends
+/// the stream (`true`).
+fn next_chunk(live: &mut Live, next: Next) -> (Bytes, bool) {
     let format = live.opened.format;
     if let Some((code, reason)) = next.close() {
         let msg = render::message(&ServerMsg::Close { code, reason }, format);
-        out.push_back(chunk(&msg, format));
-        return true;
+        return (chunk(&msg, format), true);
     }
     let Next::Frame {
         published,
@@ -57,23 +57,27 @@ fn next_chunk(live: &mut Live, next: Next, out: &mut VecDeque<Bytes>) -> bool {
         chat_from,
     } = next
     else {
-        return true;
+        return (Bytes::new(), true);
     };
-    for line in &published.chat[chat_from..] {
-        let bytes = chunk(&render::chat(line, format), format);
-        live.app.metrics.bytes_out(Transport::Stream, bytes.len());
-        out.push_back(bytes);
-    }
     let ack = live.opened.follower.ack(&published);
-    let bytes = chunk(
+    let frame = chunk(
         &render::frame(&published, &payload, from.as_deref(), ack, format),
         format,
     );
     live.app
         .metrics
-        .frame_out(Transport::Stream, bytes.len(), payload.base.is_none());
-    out.push_back(bytes);
-    false
+        .frame_out(Transport::Stream, frame.len(), payload.base.is_none());
+    let chat = &published.chat[chat_from..];
+    if chat.is_empty() {
+        return (frame, false);
+    }
+    let mut out = Vec::new();
+    for line in chat {
+        out.extend_from_slice(&chunk(&render::chat(line, format), format));
+    }
+    live.app.metrics.bytes_out(Transport::Stream, out.len());
+    out.extend_from_slice(&frame);
+    (Bytes::from(out), false)
 }
 
 /// One message as its chunk: a length-prefixed record, or a JSON line.
