@@ -245,13 +245,19 @@ impl Session {
         let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         let mut last_heard = Instant::now();
         let replaced = joined.map(|j| j.replaced.clone()).unwrap_or_default();
+        // Made once, not on every pass: each is a waiter on its token, and this loop turns for
+        // every frame and every message (the profile showed them, BENCHMARKS.md).
+        let stop = self.app.shutdown.clone();
+        let shutdown = stop.cancelled();
+        let taken_over = replaced.cancelled();
+        tokio::pin!(shutdown, taken_over);
         loop {
             tokio::select! {
                 biased;
-                _ = self.app.shutdown.cancelled() => {
+                _ = &mut shutdown => {
                     return Some(Close::new(close::GOING_AWAY, "the server is shutting down"));
                 }
-                _ = replaced.cancelled() => {
+                _ = &mut taken_over => {
                     return Some(Close::new(close::REPLACED, "this session was resumed by another connection"));
                 }
                 next = follower.next(&self.app.shutdown) => match next {
