@@ -71,13 +71,27 @@ def why_not(r):
     return "; ".join(reasons) or None
 
 
+def cpu_per_frame(w, labelled=False):
+    """Server CPU µs per delivered frame of a server window, split into user + kernel time:
+    `14.67 (4.7 + 10.0)`, or `14.67 (user 4.7 + kernel 10.0)` where no column header says so.
+    Reports from before the split (or from a server without it) give just the total."""
+    w = w or {}
+    total = fmt(w.get("cpu_us_per_frame"), 2)
+    user, system = w.get("cpu_user_us_per_frame"), w.get("cpu_system_us_per_frame")
+    if w.get("cpu_us_per_frame") is None or user is None or system is None:
+        return total
+    if labelled:
+        return f"{total} (user {fmt(user)} + kernel {fmt(system)})"
+    return f"{total} ({fmt(user)} + {fmt(system)})"
+
+
 def line(r):
     srv = get(r, "server", "window", default={})
     return (
         f"    clients {r['connections']['clients']}, ok {r['connections']['ok']}, "
         f"failed {r['connections']['failed']}; desyncs {r['desyncs']}; "
         f"ack p50/p99 {fmt(get(r, 'input_to_ack_ms', 'p50'))}/{fmt(get(r, 'input_to_ack_ms', 'p99'))} ms; "
-        f"server CPU {fmt(srv.get('cpu_cores'), 2)} cores, {fmt(srv.get('cpu_us_per_frame'), 2)} µs/frame, "
+        f"server CPU {fmt(srv.get('cpu_cores'), 2)} cores, {cpu_per_frame(srv, True)} µs/frame, "
         f"tick p99 {fmt(srv.get('tick_p99_ms'), 2)} ms; RSS/conn "
         f"{fmt(kib(get(r, 'server', 'rss_per_connection_bytes')))} KiB; "
         f"generator {fmt(get(r, 'generator', 'cpu_cores_window'), 2)} cores"
@@ -134,14 +148,14 @@ def s1(reports):
             fmt(ws_rate(r)),
             f"{fmt(a['p50'])} / {fmt(a['p99'])} / {fmt(a['max'])}",
             fmt(get(r, "frame_interarrival_ms", "p99")),
-            fmt(srv(r, "cpu_cores"), 2), fmt(srv(r, "cpu_us_per_frame"), 2),
+            fmt(srv(r, "cpu_cores"), 2), cpu_per_frame(srv(r)),
             fmt(srv(r, "tick_p99_ms"), 2), srv(r, "tick_overruns"),
             fmt(get(r, "generator", "cpu_cores_window"), 2), r["desyncs"],
             "✅" if reason is None else "❌ " + reason,
         ])
     head = ["players", "rooms", "connected", "frames/s per client", "input→ack p50 / p99 / max ms",
-            "frame gap p99 ms", "server cores", "server µs/frame", "tick p99 ms", "overruns",
-            "generator cores", "desyncs", "held"]
+            "frame gap p99 ms", "server cores", "server µs/frame (user + kernel)", "tick p99 ms",
+            "overruns", "generator cores", "desyncs", "held"]
     knee_text = (f"**Knee: {knee:,} players** (the last step that held every target)."
                  if knee else "**No step held every target.**")
     return table(head, rows) + "\n\n" + knee_text
@@ -158,13 +172,14 @@ def s2(reports):
             fmt(get(r, "server", "whole", "rss_start_bytes", default=0) / 2**20),
             fmt(get(r, "server", "whole", "rss_end_bytes", default=0) / 2**20),
             fmt(kib(get(r, "server", "rss_per_connection_bytes"))),
-            fmt(srv(r, "cpu_cores"), 2), fmt(srv(r, "cpu_us_per_frame"), 2),
+            fmt(srv(r, "cpu_cores"), 2), cpu_per_frame(srv(r)),
             fmt(kib(get(r, "transports", "sse", "server_bytes_per_client_per_sec")), 2),
             fmt(get(r, "generator", "cpu_cores_window"), 2), r["desyncs"],
         ])
     head = ["SSE spectators", "connected", "frames/s per client", "frame gap p99 ms",
             "server RSS before MiB", "RSS loaded MiB", "RSS per connection KiB", "server cores",
-            "server µs/frame", "server KiB/s per client", "generator cores", "desyncs"]
+            "server µs/frame (user + kernel)", "server KiB/s per client", "generator cores",
+            "desyncs"]
     return table(head, rows)
 
 
@@ -196,7 +211,7 @@ def totals(r):
         f"{r['frames']['received']:,} frames ({r['frames']['verified']:,} verified in full); "
         f"**{r['desyncs']} desyncs**; inputs sent {i['sent']:,}, acknowledged {i['acknowledged']:,}, "
         f"lost {i['lost']}; server {fmt(srv(r, 'cpu_cores'), 2)} cores, "
-        f"{fmt(srv(r, 'cpu_us_per_frame'), 2)} µs per delivered frame; generator "
+        f"{cpu_per_frame(srv(r), True)} µs per delivered frame; generator "
         f"{fmt(get(r, 'generator', 'cpu_cores_window'), 2)} cores; exit {r['exit_code']}."
     )
 

@@ -237,6 +237,26 @@ async fn a_small_run_reports_what_happened() {
     let s = &r["server"]["window"];
     assert!(u(&s["frames_out"]) > 0 && u(&s["ticks"]) > 0, "{s}");
     assert!(f(&s["cpu_us_per_frame"]) > 0.0, "{s}");
+    // The user/kernel split of the server's CPU. The server renders the total and both parts
+    // from one read of /proc/self/stat (utime + stime ticks), so at every scrape they add up
+    // exactly, and so do their differences, up to float rounding: no tick granularity slack.
+    for w in [s, &r["server"]["whole"]] {
+        let (user, system) = (f(&w["cpu_user_seconds"]), f(&w["cpu_system_seconds"]));
+        assert!(user >= 0.0 && system >= 0.0, "{w}");
+        assert!(
+            (user + system - f(&w["cpu_seconds"])).abs() < 1e-6,
+            "user + system = total: {w}"
+        );
+        let (user, system) = (
+            f(&w["cpu_user_us_per_frame"]),
+            f(&w["cpu_system_us_per_frame"]),
+        );
+        assert!(user >= 0.0 && system >= 0.0, "{w}");
+        assert!(
+            (user + system - f(&w["cpu_us_per_frame"])).abs() < 1e-6,
+            "user + system = total per frame: {w}"
+        );
+    }
     assert!(f(&s["tick_p99_ms"]) > 0.0, "{s}");
     assert!(u(&s["rss_end_bytes"]) > 0, "{s}");
     assert!(u(&s["rooms_end"]) >= 3, "default + load-1 + load-2: {s}");

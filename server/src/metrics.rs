@@ -437,6 +437,26 @@ impl Metrics {
             );
             let _ = writeln!(w, "process_cpu_seconds_total {cpu}");
         }
+        // The split of the same reading: what our code ran (user) and what the kernel ran for
+        // us (system: syscalls, and on loopback the receiver's TCP input inside our send()).
+        if let Some(user) = process.cpu_user_seconds {
+            metric(
+                w,
+                "process_cpu_user_seconds_total",
+                "counter",
+                "User CPU time spent, in seconds.",
+            );
+            let _ = writeln!(w, "process_cpu_user_seconds_total {user}");
+        }
+        if let Some(system) = process.cpu_system_seconds {
+            metric(
+                w,
+                "process_cpu_system_seconds_total",
+                "counter",
+                "System (kernel) CPU time spent, in seconds.",
+            );
+            let _ = writeln!(w, "process_cpu_system_seconds_total {system}");
+        }
         if let Some(rss) = process.resident_bytes {
             metric(
                 w,
@@ -468,6 +488,10 @@ fn metric(w: &mut String, name: &str, kind: &str, help: &str) {
 pub struct ProcessStats {
     /// User + system CPU seconds.
     pub cpu_seconds: Option<f64>,
+    /// User CPU seconds (utime): the process's own code.
+    pub cpu_user_seconds: Option<f64>,
+    /// System CPU seconds (stime): the kernel working on the process's behalf.
+    pub cpu_system_seconds: Option<f64>,
     /// Resident set size in bytes.
     pub resident_bytes: Option<u64>,
 }
@@ -477,15 +501,18 @@ impl ProcessStats {
     pub fn read() -> Self {
         // Clock ticks per second: 100 on every Linux platform Rust targets (USER_HZ).
         const CLK_TCK: f64 = 100.0;
-        let cpu_seconds = std::fs::read_to_string("/proc/self/stat")
+        let ticks = std::fs::read_to_string("/proc/self/stat")
             .ok()
             .and_then(|s| {
                 // Fields after the parenthesised command name; utime and stime are 14th and 15th.
                 let rest = &s[s.rfind(')')? + 2..];
                 let f: Vec<&str> = rest.split_whitespace().collect();
-                let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-                Some(ticks as f64 / CLK_TCK)
+                Some((
+                    f.get(11)?.parse::<u64>().ok()?,
+                    f.get(12)?.parse::<u64>().ok()?,
+                ))
             });
+        let seconds = |t: u64| t as f64 / CLK_TCK;
         let resident_bytes = std::fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|s| {
@@ -494,7 +521,9 @@ impl ProcessStats {
                 Some(kib * 1024)
             });
         Self {
-            cpu_seconds,
+            cpu_seconds: ticks.map(|(user, system)| seconds(user + system)),
+            cpu_user_seconds: ticks.map(|(user, _)| seconds(user)),
+            cpu_system_seconds: ticks.map(|(_, system)| seconds(system)),
             resident_bytes,
         }
     }
@@ -531,6 +560,12 @@ mod tests {
             );
         }
         assert!(text.contains("process_resident_memory_bytes "));
-        assert!(text.contains("process_cpu_seconds_total "));
+        for name in [
+            "process_cpu_seconds_total ",
+            "process_cpu_user_seconds_total ",
+            "process_cpu_system_seconds_total ",
+        ] {
+            assert!(text.contains(name), "missing {name:?} in\n{text}");
+        }
     }
 }

@@ -180,6 +180,8 @@ async fn health_and_metrics() {
         "tickwire_inputs_total ",
         "tickwire_rejections_total{reason=\"input_stale\"} ",
         "process_cpu_seconds_total ",
+        "process_cpu_user_seconds_total ",
+        "process_cpu_system_seconds_total ",
         "process_resident_memory_bytes ",
         "tickwire_rooms 1",
     ] {

@@ -108,9 +108,7 @@ fn summary(w: &mut String, r: &Report) {
         row(
             w,
             "server CPU per delivered frame",
-            s.window
-                .cpu_us_per_frame
-                .map_or("–".into(), |u| format!("{u:.2} µs")),
+            super::table::cpu_per_frame(&s.window),
         );
         row(
             w,

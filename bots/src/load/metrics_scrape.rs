@@ -5,12 +5,16 @@
 //! tickwire_tick_duration_seconds_bucket{le="0.0005"} 1234     cumulative histogram buckets
 //! tickwire_frames_out_total{transport="sse"} 56789            counters, by label
 //! process_cpu_seconds_total 12.34                             process figures
+//! process_cpu_user_seconds_total 4.01                         (user + system = the total)
+//! process_cpu_system_seconds_total 8.33
 //! ```
 //!
 //! A scrape keeps every sample line as `name{labels}` → value. [`ServerWindow::between`]
 //! subtracts counters (frames, bytes, CPU seconds, overruns), reads gauges at the end (RSS,
 //! connections), and takes the tick p99 from the difference of the histogram's buckets: the
-//! upper bound of the first bucket holding the 99th percentile of the ticks in between.
+//! upper bound of the first bucket holding the 99th percentile of the ticks in between. The
+//! user/system split of the CPU is optional: a server older than it has only the total, and its
+//! windows say `None` for the split rather than a zero.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -72,6 +76,11 @@ impl Scrape {
     /// A sample's value (0 when absent).
     pub fn get(&self, key: &str) -> f64 {
         self.samples.get(key).copied().unwrap_or(0.0)
+    }
+
+    /// How much counter `key` grew from `self` to `later`; `None` when either scrape lacks it.
+    fn growth(&self, later: &Self, key: &str) -> Option<f64> {
+        Some((later.samples.get(key)? - self.samples.get(key)?).max(0.0))
     }
 
     /// The sum of every sample of metric `name` (over its labels).
@@ -136,6 +145,15 @@ pub struct ServerWindow {
     pub frames_out_per_sec: f64,
     /// Server CPU per delivered frame, in µs (everything the process did, divided by frames).
     pub cpu_us_per_frame: Option<f64>,
+    /// Of `cpu_seconds`, user time: our code (`None`: the server does not export the split).
+    pub cpu_user_seconds: Option<f64>,
+    /// Of `cpu_seconds`, system time: the kernel on the server's behalf — syscalls, the send
+    /// path, and on loopback the receiver's TCP input, which runs inside the sender's send().
+    pub cpu_system_seconds: Option<f64>,
+    /// `cpu_us_per_frame`'s user part, in µs.
+    pub cpu_user_us_per_frame: Option<f64>,
+    /// `cpu_us_per_frame`'s system (kernel) part, in µs.
+    pub cpu_system_us_per_frame: Option<f64>,
     /// Bytes sent per transport.
     pub bytes_out: BTreeMap<String, u64>,
     /// Frames sent per transport.
@@ -171,8 +189,11 @@ impl ServerWindow {
         let d = |key: &str| b.get(key) - a.get(key);
         let ticks = count(d("tickwire_tick_duration_seconds_count"));
         let cpu_seconds = d("process_cpu_seconds_total").max(0.0);
+        let cpu_user_seconds = a.growth(b, "process_cpu_user_seconds_total");
+        let cpu_system_seconds = a.growth(b, "process_cpu_system_seconds_total");
         let frames_out =
             count(b.sum("tickwire_frames_out_total") - a.sum("tickwire_frames_out_total"));
+        let us_per_frame = |cpu: f64| (frames_out > 0).then(|| cpu / frames_out as f64 * 1e6);
         let mut bytes_out = BTreeMap::new();
         let mut frames_by = BTreeMap::new();
         for t in Transport::ALL {
@@ -210,7 +231,11 @@ impl ServerWindow {
             } else {
                 0.0
             },
-            cpu_us_per_frame: (frames_out > 0).then(|| cpu_seconds / frames_out as f64 * 1e6),
+            cpu_us_per_frame: us_per_frame(cpu_seconds),
+            cpu_user_seconds,
+            cpu_system_seconds,
+            cpu_user_us_per_frame: cpu_user_seconds.and_then(us_per_frame),
+            cpu_system_us_per_frame: cpu_system_seconds.and_then(us_per_frame),
             bytes_out,
             frames_out_by_transport: frames_by,
             keyframes_out: count(d("tickwire_keyframes_out_total")),
@@ -273,6 +298,8 @@ tickwire_frames_out_total{transport="sse"} 0
 tickwire_bytes_out_total{transport="ws"} 1000
 tickwire_rejections_total{reason="room_full"} 1
 process_cpu_seconds_total 1.5
+process_cpu_user_seconds_total 0.5
+process_cpu_system_seconds_total 1
 process_resident_memory_bytes 10000000
 "#;
 
@@ -292,6 +319,8 @@ tickwire_bytes_out_total{transport="ws"} 51000
 tickwire_rejections_total{reason="room_full"} 4
 tickwire_rejections_total{reason="bad_token"} 0
 process_cpu_seconds_total 3.5
+process_cpu_user_seconds_total 1.25
+process_cpu_system_seconds_total 2.25
 process_resident_memory_bytes 15000000
 "#;
 
@@ -311,6 +340,14 @@ process_resident_memory_bytes 15000000
         assert_eq!(w.cpu_seconds, 2.0);
         assert_eq!(w.cpu_cores, 0.2);
         assert_eq!(w.cpu_us_per_frame, Some(1000.0));
+        assert_eq!(
+            (w.cpu_user_seconds, w.cpu_system_seconds),
+            (Some(0.75), Some(1.25))
+        );
+        assert_eq!(
+            (w.cpu_user_us_per_frame, w.cpu_system_us_per_frame),
+            (Some(375.0), Some(625.0))
+        );
         assert_eq!(w.bytes_out.get("ws"), Some(&50_000));
         assert_eq!(w.frames_out_by_transport.get("sse"), Some(&1000));
         assert_eq!(
@@ -322,6 +359,28 @@ process_resident_memory_bytes 15000000
             (10_000_000, 15_000_000)
         );
         assert_eq!((w.connections_end, w.rooms_end), (50, 3));
+    }
+
+    #[test]
+    fn a_server_without_the_cpu_split() {
+        let older = |text: &str| {
+            text.lines()
+                .filter(|l| !l.contains("_user_") && !l.contains("_system_"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(10);
+        let w = ServerWindow::between(&scrape(t0, &older(BEFORE)), &scrape(later, &older(AFTER)));
+        assert_eq!(w.cpu_us_per_frame, Some(1000.0));
+        assert_eq!((w.cpu_user_seconds, w.cpu_system_seconds), (None, None));
+        assert_eq!(
+            (w.cpu_user_us_per_frame, w.cpu_system_us_per_frame),
+            (None, None)
+        );
+        // Upgraded between the scrapes: no start to subtract from, so still no split.
+        let w = ServerWindow::between(&scrape(t0, &older(BEFORE)), &scrape(later, AFTER));
+        assert_eq!((w.cpu_user_seconds, w.cpu_system_seconds), (None, None));
     }
 
     #[test]

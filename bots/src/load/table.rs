@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::metrics_scrape::ServerWindow;
 use super::report::{Dist, Report};
 
 fn thousands(n: u64) -> String {
@@ -26,6 +27,20 @@ fn dist(d: &Dist) -> String {
 
 fn mib(bytes: f64) -> String {
     format!("{:.1} MiB", bytes / f64::from(1 << 20))
+}
+
+/// Server CPU per delivered frame, split into user and kernel time when the server exports
+/// the split: `14.70 µs (user 4.70, kernel 10.00)`.
+pub(super) fn cpu_per_frame(w: &ServerWindow) -> String {
+    let Some(total) = w.cpu_us_per_frame else {
+        return "–".into();
+    };
+    match (w.cpu_user_us_per_frame, w.cpu_system_us_per_frame) {
+        (Some(user), Some(system)) => {
+            format!("{total:.2} µs (user {user:.2}, kernel {system:.2})")
+        }
+        _ => format!("{total:.2} µs"),
+    }
 }
 
 impl Report {
@@ -152,8 +167,7 @@ impl Report {
                     win.tick_overruns,
                     win.ticks_dropped,
                     win.cpu_cores,
-                    win.cpu_us_per_frame
-                        .map_or("–".into(), |u| format!("{u:.2} µs")),
+                    cpu_per_frame(win),
                     win.frames_out_per_sec,
                 );
                 let _ = writeln!(
@@ -219,5 +233,19 @@ mod tests {
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(dist(&Dist::default()), "–");
+    }
+
+    #[test]
+    fn cpu_per_frame_with_and_without_the_split() {
+        let mut w = ServerWindow::default();
+        assert_eq!(cpu_per_frame(&w), "–");
+        w.cpu_us_per_frame = Some(14.7);
+        assert_eq!(
+            cpu_per_frame(&w),
+            "14.70 µs",
+            "a server older than the split"
+        );
+        (w.cpu_user_us_per_frame, w.cpu_system_us_per_frame) = (Some(4.7), Some(10.0));
+        assert_eq!(cpu_per_frame(&w), "14.70 µs (user 4.70, kernel 10.00)");
     }
 }

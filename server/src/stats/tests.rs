@@ -16,6 +16,8 @@ fn reading(at: Instant) -> Reading {
         panics: 0,
         process: ProcessStats {
             cpu_seconds: Some(10.0),
+            cpu_user_seconds: Some(4.0),
+            cpu_system_seconds: Some(6.0),
             resident_bytes: Some(1 << 20),
         },
         rooms: vec![],
