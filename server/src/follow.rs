@@ -241,6 +241,52 @@ pub struct Live {
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
+impl Live {
+    /// Splits the follower off, keeping what counts the client (see [`crate::hub`]).
+    pub fn detach(self) -> (Follower, Held) {
+        let Opened {
+            follower,
+            format,
+            ship,
+            presence,
+        } = self.opened;
+        let held = Held {
+            app: self.app,
+            format,
+            ship,
+            presence,
+            _permit: self._permit,
+        };
+        (follower, held)
+    }
+}
+
+/// A live HTTP follower without its [`Follower`]: its counts and its connection permit, while a
+/// shared writer serves it.
+pub struct Held {
+    app: crate::App,
+    format: crate::render::Format,
+    ship: Option<NetId>,
+    presence: Presence,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Held {
+    /// Serves it from `follower` again.
+    pub fn attach(self, follower: Follower) -> Live {
+        Live {
+            app: self.app,
+            opened: Opened {
+                follower,
+                format: self.format,
+                ship: self.ship,
+                presence: self.presence,
+            },
+            _permit: self._permit,
+        }
+    }
+}
+
 /// Opens a long-lived HTTP follower: a connection permit (refused with 503 when none is left),
 /// then [`open`].
 pub fn open_live(

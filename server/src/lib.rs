@@ -20,6 +20,7 @@ pub mod config;
 pub mod fanout;
 pub mod follow;
 pub mod http_player;
+pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod poll;

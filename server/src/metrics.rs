@@ -179,6 +179,7 @@ pub struct Metrics {
     pub ticks: TickHistogram,
     ticks_dropped: AtomicU64,
     connections: [[AtomicI64; 2]; 5],
+    sse_shared: AtomicI64,
     frames_out: [AtomicU64; 5],
     bytes_out: [AtomicU64; 5],
     keyframes_out: AtomicU64,
@@ -227,6 +228,25 @@ impl Metrics {
         self.bytes_out[t as usize].fetch_add(bytes as u64, Relaxed);
         if keyframe {
             self.keyframes_out.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts SSE spectators joining (`1`) or leaving (`-1`) a room's shared writer.
+    pub fn sse_shared(&self, delta: i64) {
+        self.sse_shared.fetch_add(delta, Relaxed);
+    }
+
+    /// SSE spectators a shared writer serves now.
+    pub fn sse_shared_now(&self) -> i64 {
+        self.sse_shared.load(Relaxed)
+    }
+
+    /// Counts the same frame of `bytes` sent to `n` clients.
+    pub fn frames_out_n(&self, t: Transport, n: usize, bytes: usize, keyframe: bool) {
+        self.frames_out[t as usize].fetch_add(n as u64, Relaxed);
+        self.bytes_out[t as usize].fetch_add((n * bytes) as u64, Relaxed);
+        if keyframe {
+            self.keyframes_out.fetch_add(n as u64, Relaxed);
         }
     }
 
@@ -371,6 +391,17 @@ impl Metrics {
                 );
             }
         }
+        metric(
+            w,
+            "tickwire_sse_shared_spectators",
+            "gauge",
+            "SSE spectators served by their room's shared writer (the rest of the SSE connections are served each by its own task).",
+        );
+        let _ = writeln!(
+            w,
+            "tickwire_sse_shared_spectators {}",
+            self.sse_shared_now()
+        );
         per_transport(
             w,
             "tickwire_frames_out_total",
@@ -550,6 +581,7 @@ mod tests {
             "tickwire_tick_duration_seconds_count 2",
             "tickwire_tick_overruns_total 1",
             "tickwire_connections{transport=\"ws\",role=\"player\"} 1",
+            "tickwire_sse_shared_spectators 0",
             "tickwire_frames_out_total{transport=\"ws\"} 1",
             "tickwire_bytes_out_total{transport=\"ws\"} 100",
             "tickwire_rejections_total{reason=\"bad_token\"} 1",

@@ -178,6 +178,8 @@ struct RoomShared {
     stats: RoomStats,
     /// Cancelled when the task has ended, for whatever reason.
     closed: CancellationToken,
+    /// Its up-to-date SSE spectators, written to together.
+    hub: crate::hub::Hub,
 }
 
 impl Room {
@@ -224,6 +226,11 @@ impl Room {
     /// A receiver of the room's sends.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Published>> {
         self.inner.published.clone()
+    }
+
+    /// Its shared writers for SSE spectators.
+    pub fn hub(&self) -> &crate::hub::Hub {
+        &self.inner.hub
     }
 
     /// Whether the room's task has ended.

@@ -57,20 +57,18 @@ pub async fn serve(listener: TcpListener, router: Router, app: App, gate: Arc<Ga
         let (router, http, app) = (router.clone(), http.clone(), app.clone());
         app.tracker.clone().spawn(async move {
             // An SSE spectator is served on the socket itself (see `sse::direct`).
-            let Some(tcp) = crate::sse::direct(tcp, &app).await else {
+            let conn = Counted {
+                tcp,
+                _ticket: ticket,
+            };
+            let Some(conn) = crate::sse::direct(conn, &app).await else {
                 return;
             };
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 router.clone().oneshot(req)
             });
-            let conn = http.serve_connection(
-                TokioIo::new(Counted {
-                    tcp,
-                    _ticket: ticket,
-                }),
-                service,
-            );
+            let conn = http.serve_connection(TokioIo::new(conn), service);
             let conn = conn.with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
@@ -143,8 +141,9 @@ pub async fn answer_raw(tcp: &mut TcpStream, e: AppError, extra: &str) {
 
 /// A connection that holds its place in the [`Gate`] for as long as the socket lives, through
 /// an upgrade to WebSocket too.
-struct Counted {
-    tcp: TcpStream,
+pub struct Counted {
+    /// The socket.
+    pub tcp: TcpStream,
     _ticket: crate::limits::Ticket,
 }
 

@@ -20,12 +20,17 @@
 //! answered on the socket itself, without hyper's per-connection buffers (8 KiB to read, 8 KiB
 //! to write), which were most of an SSE spectator's memory. Anything else — another path, a
 //! head that arrives in pieces, a body — goes to hyper untouched (the head is only peeked).
+//! [`serve_alone`] then serves it; a spectator in the binary format moves on to its room's
+//! shared writer ([`crate::hub`]) once it holds the latest send, and comes back here when its
+//! socket cannot keep up.
 
 use crate::App;
 use crate::api::AppError;
 use crate::follow::{self, FollowQuery, Live, Next};
+use crate::hub::Member;
 use crate::metrics::{Rejection, Transport};
 use crate::render::{self, Format};
+use crate::serve::Counted;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
@@ -34,10 +39,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use game_core::NetId;
 use game_core::protocol::ServerMsg;
+use std::io::ErrorKind;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// The response head fields of an event stream.
 const HEADERS: [(&str, &str); 3] = [
@@ -81,38 +89,72 @@ fn open(
     follow::open_live(app, id, q, since, Transport::Sse)
 }
 
+/// A comment that keeps an idle stream open through proxies.
+pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
+
 /// The event stream of `live`: `retry:` and the welcome, then one chunk per send (its chat
 /// lines and its frame), keep-alive comments in quiet spells, and the close event last.
 pub fn events(live: Live) -> impl Stream<Item = Bytes> + Send {
-    let retry = live.app.cfg.sse_retry_ms;
     let keepalive = Duration::from_secs(live.app.cfg.sse_keepalive_secs);
+    let first = first(&live);
+    follow::messages(live, first, next_events, Some((keepalive, KEEPALIVE)))
+}
+
+/// What a stream starts with: the `retry:` hint and the welcome.
+fn first(live: &Live) -> Bytes {
     let welcome = render::welcome(live.opened.follower.room(), live.opened.ship.unwrap_or(0));
-    let mut first = BytesMut::new();
-    first.put_slice(format!("retry: {retry}\n").as_bytes());
     let format = live.opened.format;
+    let mut first = BytesMut::new();
+    first.put_slice(format!("retry: {}\n", live.app.cfg.sse_retry_ms).as_bytes());
     event(
         &mut first,
         None,
         "welcome",
         &data(&render::message(&welcome, format), format),
     );
-    follow::messages(
-        live,
-        first.freeze(),
-        next_events,
-        Some((keepalive, b": keep-alive\n\n")),
-    )
+    first.freeze()
 }
 
-/// One send's events (chat lines, then the frame), or the close event that ends the stream
-/// (`true`).
 fn next_events(live: &mut Live, next: Next) -> (Bytes, bool) {
-    let format = live.opened.format;
+    let e = render(live.opened.format, live.opened.ship, next);
+    e.count(&live.app);
+    (e.bytes, e.last)
+}
+
+/// What [`render`] makes of a [`Next`].
+pub struct Events {
+    /// The bytes to write.
+    pub bytes: Bytes,
+    /// Whether they end the stream (the close event).
+    pub last: bool,
+    /// Whether they carry a keyframe.
+    pub keyframe: bool,
+}
+
+impl Events {
+    /// Counts them as written to one client.
+    pub fn count(&self, app: &App) {
+        if self.last {
+            app.metrics.bytes_out(Transport::Sse, self.bytes.len());
+        } else {
+            app.metrics
+                .frame_out(Transport::Sse, self.bytes.len(), self.keyframe);
+        }
+    }
+}
+
+/// One send's events for a client in `format` (`ship`: a player's, for its ack) — chat lines,
+/// then the frame — or the close event that ends the stream.
+pub fn render(format: Format, ship: Option<NetId>, next: Next) -> Events {
     if let Some((code, reason)) = next.close() {
         let msg = render::message(&ServerMsg::Close { code, reason }, format);
         let mut out = BytesMut::new();
         event(&mut out, None, "close", &data(&msg, format));
-        return (out.freeze(), true);
+        return Events {
+            bytes: out.freeze(),
+            last: true,
+            keyframe: false,
+        };
     }
     let Next::Frame {
         published,
@@ -121,9 +163,13 @@ fn next_events(live: &mut Live, next: Next) -> (Bytes, bool) {
         chat_from,
     } = next
     else {
-        return (Bytes::new(), true);
+        return Events {
+            bytes: Bytes::new(),
+            last: true,
+            keyframe: false,
+        };
     };
-    let ack = live.opened.follower.ack(&published);
+    let ack = ship.map_or(0, |s| published.ack_for(s));
     let keyframe = payload.base.is_none();
     let frame = match format {
         // For spectators on the shared path the whole event is built once per send.
@@ -135,12 +181,13 @@ fn next_events(live: &mut Live, next: Next) -> (Bytes, bool) {
             out.freeze()
         }
     };
-    live.app
-        .metrics
-        .frame_out(Transport::Sse, frame.len(), keyframe);
     let chat = &published.chat[chat_from..];
     if chat.is_empty() {
-        return (frame, false);
+        return Events {
+            bytes: frame,
+            last: false,
+            keyframe,
+        };
     }
     // Chat events carry no `id:`, so Last-Event-ID stays the last frame's tick.
     let mut out = BytesMut::new();
@@ -152,9 +199,12 @@ fn next_events(live: &mut Live, next: Next) -> (Bytes, bool) {
             &data(&render::chat(line, format), format),
         );
     }
-    live.app.metrics.bytes_out(Transport::Sse, out.len());
     out.put_slice(&frame);
-    (out.freeze(), false)
+    Events {
+        bytes: out.freeze(),
+        last: false,
+        keyframe,
+    }
 }
 
 /// A message as `data:` text: base64 for the binary format, as is for JSON (one line).
@@ -181,16 +231,16 @@ pub fn event(out: &mut BytesMut, id: Option<u32>, name: &str, data: &[u8]) {
 /// Largest request head [`direct`] looks at; longer ones go to hyper.
 const HEAD_PEEK: usize = 2048;
 
-/// Serves `tcp` if its first request is a complete `GET /api/rooms/{id}/sse` head (see the
+/// Serves `conn` if its first request is a complete `GET /api/rooms/{id}/sse` head (see the
 /// module docs); otherwise gives the connection back untouched. Called by the accept loop
 /// before hyper, within `header_read_timeout_secs` for the first bytes.
-pub async fn direct(mut tcp: TcpStream, app: &App) -> Option<TcpStream> {
+pub async fn direct(mut conn: Counted, app: &App) -> Option<Counted> {
     let wait = Duration::from_secs(app.cfg.header_read_timeout_secs);
     let mut buf = [0u8; HEAD_PEEK];
     // The first bytes, without taking them off the socket.
     let n = tokio::select! {
         _ = app.shutdown.cancelled() => return None,
-        r = tokio::time::timeout(wait, tcp.peek(&mut buf)) => match r {
+        r = tokio::time::timeout(wait, conn.tcp.peek(&mut buf)) => match r {
             Ok(Ok(n)) => n,
             Ok(Err(_)) => return None,
             Err(_) => {
@@ -201,25 +251,28 @@ pub async fn direct(mut tcp: TcpStream, app: &App) -> Option<TcpStream> {
         },
     };
     let Some(head) = Head::parse(&buf[..n]) else {
-        return Some(tcp);
+        return Some(conn);
     };
     // Ours: take the head off the socket (it is all there) and answer.
-    if tcp.read_exact(&mut buf[..head.len]).await.is_err() {
+    if conn.tcp.read_exact(&mut buf[..head.len]).await.is_err() {
         return None;
     }
     match head.open(app) {
         Ok(live) => {
-            if stream_to(&mut tcp, app, live).await.is_ok() {
-                // Read what the client still sends until it closes, briefly, so closing does
-                // not reset the connection under the last bytes.
-                let drain = async {
-                    let mut sink = [0u8; 512];
-                    while tcp.read(&mut sink).await.ok().is_some_and(|n| n > 0) {}
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+            let mut start = BytesMut::from("HTTP/1.1 200 OK\r\n");
+            for (name, value) in HEADERS {
+                start.put_slice(format!("{name}: {value}\r\n").as_bytes());
+            }
+            // The body ends when the connection does.
+            start.put_slice(b"connection: close\r\n\r\n");
+            start.put_slice(&first(&live));
+            let limit = Duration::from_secs(app.cfg.write_timeout_secs);
+            match write_within(&conn.tcp, &start, limit).await {
+                Ok(()) => serve_alone(app, conn, live).await,
+                Err(e) => count_write_error(app, &e),
             }
         }
-        Err(e) => crate::serve::answer_raw(&mut tcp, e, "").await,
+        Err(e) => crate::serve::answer_raw(&mut conn.tcp, e, "").await,
     }
     None
 }
@@ -290,53 +343,109 @@ impl Head {
     }
 }
 
-/// Writes the response head and the event stream until it ends, the client goes away, or a
-/// write takes longer than `write_timeout_secs`.
-async fn stream_to(tcp: &mut TcpStream, app: &App, live: Live) -> std::io::Result<()> {
-    let mut head = String::from("HTTP/1.1 200 OK\r\n");
-    for (name, value) in HEADERS {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    // The body ends when the connection does.
-    head.push_str("connection: close\r\n\r\n");
+/// Serves `live` on `conn` until the stream ends, the client goes away, or a write takes longer
+/// than `write_timeout_secs`: each send's events, keep-alives in quiet spells, the close event
+/// last. A spectator in the binary format is handed to its room's [`crate::hub`] as soon as it
+/// holds the room's latest send and a shard is at that send too.
+pub async fn serve_alone(app: &App, mut conn: Counted, mut live: Live) {
     let limit = Duration::from_secs(app.cfg.write_timeout_secs);
-    let (mut rd, mut wr) = tcp.split();
-    write_within(&mut wr, head.as_bytes(), limit).await?;
-    let events = events(live);
-    tokio::pin!(events);
+    let keepalive = Duration::from_secs(app.cfg.sse_keepalive_secs);
+    let shared = live.opened.format == Format::Binary && live.opened.ship.is_none();
+    let mut quiet_until = Instant::now() + keepalive;
     let mut sink = [0u8; 64];
     loop {
         tokio::select! {
-            item = events.next() => match item {
-                Some(bytes) => {
-                    if let Err(e) = write_within(&mut wr, &bytes, limit).await {
-                        if e.kind() == std::io::ErrorKind::TimedOut {
-                            app.metrics.reject(Rejection::WriteTimeout);
+            next = live.opened.follower.next(&app.shutdown) => {
+                let (bytes, last) = next_events(&mut live, next);
+                if let Err(e) = write_within(&conn.tcp, &bytes, limit).await {
+                    count_write_error(app, &e);
+                    return;
+                }
+                if last {
+                    finish(&conn.tcp).await;
+                    return;
+                }
+                quiet_until = Instant::now() + keepalive;
+                if shared
+                    && !live.opened.follower.ready()
+                    && let Some(tick) = live.opened.follower.cursor()
+                {
+                    let room = live.opened.follower.room().clone();
+                    let (follower, held) = live.detach();
+                    match room.hub().join(app, &room, tick, Member { conn, held }) {
+                        Ok(()) => return,
+                        Err(m) => {
+                            conn = m.conn;
+                            live = m.held.attach(follower);
                         }
-                        return Err(e);
                     }
                 }
-                None => break,
-            },
+            }
+            _ = tokio::time::sleep_until(quiet_until) => {
+                quiet_until = Instant::now() + keepalive;
+                if let Err(e) = write_within(&conn.tcp, KEEPALIVE, limit).await {
+                    count_write_error(app, &e);
+                    return;
+                }
+                app.metrics.bytes_out(Transport::Sse, KEEPALIVE.len());
+            }
             // The client closed (or sent something, which a stream does not take).
-            r = rd.read(&mut sink) => match r {
-                Ok(n) if n > 0 => {}
-                _ => return Ok(()),
+            r = conn.tcp.readable() => match r.and_then(|()| conn.tcp.try_read(&mut sink)) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => return,
             },
         }
     }
-    wr.shutdown().await
 }
 
-/// Writes `bytes` within `limit` (a `TimedOut` error past it).
-async fn write_within(
-    wr: &mut tokio::net::tcp::WriteHalf<'_>,
-    bytes: &[u8],
-    limit: Duration,
-) -> std::io::Result<()> {
-    match tokio::time::timeout(limit, wr.write_all(bytes)).await {
+/// Ends a stream that has said its last: no more writes, then what the client still sends is
+/// read until it closes, for at most a second, so closing does not reset the connection under
+/// the last bytes.
+pub async fn finish(tcp: &TcpStream) {
+    let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write);
+    let drain = async {
+        let mut sink = [0u8; 512];
+        loop {
+            if tcp.readable().await.is_err() {
+                return;
+            }
+            match tcp.try_read(&mut sink) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
+/// Counts a failed write: a timeout is a client too slow to read.
+pub fn count_write_error(app: &App, e: &std::io::Error) {
+    if e.kind() == ErrorKind::TimedOut {
+        app.metrics.reject(Rejection::WriteTimeout);
+    }
+}
+
+/// Writes all of `bytes` to `tcp` within `limit` (a `TimedOut` error past it).
+pub async fn write_within(tcp: &TcpStream, bytes: &[u8], limit: Duration) -> std::io::Result<()> {
+    let write = async {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match tcp.try_write(rest) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == ErrorKind::WouldBlock => tcp.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(limit, write).await {
         Ok(r) => r,
-        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        Err(_) => Err(ErrorKind::TimedOut.into()),
     }
 }
 

@@ -94,6 +94,7 @@ pub fn spawn(
             history: Mutex::new(VecDeque::from([first.clone()])),
             stats: RoomStats::default(),
             closed: CancellationToken::new(),
+            hub: crate::hub::Hub::default(),
         }),
     };
     let publisher = Arc::new(publisher);

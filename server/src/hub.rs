@@ -1,0 +1,276 @@
+//! The spectator broadcast: up-to-date SSE spectators share one writer per shard of sockets.
+//!
+//! Served each from its own task, an SSE spectator costs a task wake-up, a `watch` borrow, a
+//! `select!` and a future's worth of state for every frame, all to send bytes that are the same
+//! for every spectator at the same send. So a spectator served on the socket itself
+//! ([`crate::sse::direct`]), in the binary format, joins its room's [`Hub`] once it holds the
+//! room's latest send: a [`Shard`] of up to [`SHARD_SIZE`] sockets and one [`Follower`] of its
+//! own, which on each send builds the event once and writes it to each socket without waiting
+//! (`try_write`). A socket that cannot take the whole event at once — a slow reader — leaves
+//! the shard for a task of its own: it finishes the event there, under the write timeout, then
+//! follows the room by itself, conflating like any slow client, and rejoins once it is caught up
+//! again. A slow spectator never delays the others, and nothing queues per client.
+//!
+//! A shard finds a spectator gone when a write to it fails (the client's close turns the next
+//! write into a reset); the room's close and the server's shutdown go to every socket as the
+//! close event, as they do to a spectator served alone.
+
+use crate::follow::{Follower, Held};
+use crate::metrics::Transport;
+use crate::room::Room;
+use crate::serve::Counted;
+use crate::{App, sse};
+use bytes::Bytes;
+use std::io::ErrorKind;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Sockets one shard writes to at most: one pass of a full shard takes a few milliseconds, and
+/// shards of a large audience run on every core.
+pub const SHARD_SIZE: usize = 512;
+
+/// A spectator's connection while a shard serves it.
+pub struct Member {
+    /// The socket, holding its place in the connection gate.
+    pub conn: Counted,
+    /// What counts it (presence, connection permit).
+    pub held: Held,
+}
+
+/// A room's shards.
+#[derive(Debug, Default)]
+pub struct Hub {
+    shards: Mutex<Vec<Arc<Shard>>>,
+}
+
+/// Sockets at the same send, and the send they are at.
+#[derive(Debug, Default)]
+struct Shard {
+    state: Mutex<ShardState>,
+}
+
+/// A member in a shard, counted in `tickwire_sse_shared_spectators` while it is there.
+struct Seat {
+    member: Member,
+    _count: SeatCount,
+}
+
+struct SeatCount(Arc<crate::metrics::Metrics>);
+
+impl Seat {
+    fn new(member: Member, app: &App) -> Self {
+        app.metrics.sse_shared(1);
+        Self {
+            member,
+            _count: SeatCount(app.metrics.clone()),
+        }
+    }
+}
+
+impl Drop for SeatCount {
+    fn drop(&mut self) {
+        self.0.sse_shared(-1);
+    }
+}
+
+#[derive(Default)]
+struct ShardState {
+    /// The send every member holds (or is being written).
+    cursor: u32,
+    members: Vec<Seat>,
+    /// Set when the shard's task has ended: no more joins.
+    closed: bool,
+}
+
+impl std::fmt::Debug for ShardState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardState")
+            .field("cursor", &self.cursor)
+            .field("members", &self.members.len())
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Hub {
+    /// Hands `member`, which holds `room`'s send at `tick`, to a shard at that send, starting one
+    /// when every shard is full. Gives it back when a shard with room is at another send (the
+    /// caller serves it and tries again after its next frame).
+    #[expect(
+        clippy::result_large_err,
+        reason = "the member goes back to its caller as it came, at most once per frame"
+    )]
+    pub fn join(&self, app: &App, room: &Room, tick: u32, member: Member) -> Result<(), Member> {
+        let mut shards = lock(&self.shards);
+        let mut others_have_room = false;
+        for shard in shards.iter() {
+            let mut s = lock(&shard.state);
+            if s.closed || s.members.len() >= SHARD_SIZE {
+                continue;
+            }
+            if s.cursor == tick {
+                s.members.push(Seat::new(member, app));
+                return Ok(());
+            }
+            others_have_room = true;
+        }
+        if others_have_room {
+            return Err(member);
+        }
+        let Ok(follower) = Follower::new(room.clone(), Some(tick), None) else {
+            return Err(member);
+        };
+        let shard = Arc::new(Shard {
+            state: Mutex::new(ShardState {
+                cursor: tick,
+                members: vec![Seat::new(member, app)],
+                closed: false,
+            }),
+        });
+        shards.push(shard.clone());
+        app.tracker.spawn(run(app.clone(), shard, follower));
+        Ok(())
+    }
+
+    /// Spectators the shards serve now.
+    pub fn members(&self) -> usize {
+        lock(&self.shards)
+            .iter()
+            .map(|s| lock(&s.state).members.len())
+            .sum()
+    }
+
+    fn remove(&self, shard: &Arc<Shard>) {
+        lock(&self.shards).retain(|s| !Arc::ptr_eq(s, shard));
+    }
+}
+
+/// A shard's task: each send, once, to every member; keep-alives in quiet spells; the close
+/// event last.
+async fn run(app: App, shard: Arc<Shard>, mut follower: Follower) {
+    let keepalive = Duration::from_secs(app.cfg.sse_keepalive_secs);
+    let mut quiet_until = Instant::now() + keepalive;
+    loop {
+        let next = tokio::select! {
+            next = follower.next(&app.shutdown) => next,
+            _ = tokio::time::sleep_until(quiet_until) => {
+                quiet_until = Instant::now() + keepalive;
+                let cursor = lock(&shard.state).cursor;
+                let comment = sse::Events {
+                    bytes: Bytes::from_static(sse::KEEPALIVE),
+                    last: false,
+                    keyframe: false,
+                };
+                if shard.pass(&app, follower.room(), cursor, &comment, false) {
+                    continue;
+                }
+                break;
+            }
+        };
+        quiet_until = Instant::now() + keepalive;
+        let events = sse::render(crate::render::Format::Binary, None, next);
+        if events.last {
+            shard.close(&app, &events);
+            break;
+        }
+        let tick = follower.cursor().unwrap_or(0);
+        if !shard.pass(&app, follower.room(), tick, &events, true) {
+            break;
+        }
+    }
+    follower.room().hub().remove(&shard);
+}
+
+impl Shard {
+    /// Writes `events` (the send at `tick`, or a keep-alive: `frame` false) to every member.
+    /// Members that cannot take it at once go on alone; members that are gone are dropped.
+    /// `false` when the shard is left empty and has closed.
+    fn pass(&self, app: &App, room: &Room, tick: u32, events: &sse::Events, frame: bool) -> bool {
+        let bytes = &events.bytes;
+        let mut members = {
+            let mut s = lock(&self.state);
+            s.cursor = tick;
+            std::mem::take(&mut s.members)
+        };
+        let mut i = 0;
+        let mut written = 0;
+        while i < members.len() {
+            match members[i].member.conn.tcp.try_write(bytes) {
+                Ok(n) if n == bytes.len() => {
+                    i += 1;
+                    written += 1;
+                }
+                Ok(n) => {
+                    written += 1;
+                    alone(app, room, members.swap_remove(i), tick, bytes.slice(n..));
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    written += 1;
+                    alone(app, room, members.swap_remove(i), tick, bytes.clone());
+                }
+                // The client is gone.
+                Err(_) => drop(members.swap_remove(i)),
+            }
+        }
+        if frame {
+            app.metrics
+                .frames_out_n(Transport::Sse, written, bytes.len(), events.keyframe);
+        } else {
+            app.metrics.bytes_out(Transport::Sse, written * bytes.len());
+        }
+        let mut s = lock(&self.state);
+        // Members that joined during the pass are at `tick` too.
+        members.append(&mut s.members);
+        s.members = members;
+        s.closed = s.members.is_empty();
+        !s.closed
+    }
+
+    /// Sends the close event to every member and finishes each connection.
+    fn close(&self, app: &App, events: &sse::Events) {
+        let members = {
+            let mut s = lock(&self.state);
+            s.closed = true;
+            std::mem::take(&mut s.members)
+        };
+        let limit = Duration::from_secs(app.cfg.write_timeout_secs);
+        app.metrics
+            .bytes_out(Transport::Sse, members.len() * events.bytes.len());
+        for seat in members {
+            let bytes = events.bytes.clone();
+            app.tracker.spawn(async move {
+                let tcp = &seat.member.conn.tcp;
+                if sse::write_within(tcp, &bytes, limit).await.is_ok() {
+                    sse::finish(tcp).await;
+                }
+                drop(seat);
+            });
+        }
+    }
+}
+
+/// Serves `m` by itself from now on: the rest of the send at `tick` first, then its own
+/// follower from that send.
+fn alone(app: &App, room: &Room, seat: Seat, tick: u32, rest: Bytes) {
+    let (app, room) = (app.clone(), room.clone());
+    app.tracker.clone().spawn(async move {
+        let Seat {
+            member: Member { conn, held },
+            ..
+        } = seat;
+        let limit = Duration::from_secs(app.cfg.write_timeout_secs);
+        if let Err(e) = sse::write_within(&conn.tcp, &rest, limit).await {
+            sse::count_write_error(&app, &e);
+            return;
+        }
+        let Ok(follower) = Follower::new(room, Some(tick), None) else {
+            return;
+        };
+        sse::serve_alone(&app, conn, held.attach(follower)).await;
+    });
+}
