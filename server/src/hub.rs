@@ -182,6 +182,10 @@ async fn run(app: App, shard: Arc<Shard>, mut follower: Follower) {
         if !shard.pass(&app, follower.room(), tick, &events, true) {
             break;
         }
+        // A pass over a full shard takes milliseconds and never waits, and when the server is
+        // saturated the next send is already there: let the other shards (and the accept loop)
+        // run before this one goes again, or a few shards would starve the rest.
+        tokio::task::yield_now().await;
     }
     follower.room().hub().remove(&shard);
 }

@@ -365,6 +365,8 @@ pub async fn serve_alone(app: &App, mut conn: Counted, mut live: Live) {
                     finish(&conn.tcp).await;
                     return;
                 }
+                // Writes that never block and sends that are always ready would never yield.
+                tokio::task::consume_budget().await;
                 quiet_until = Instant::now() + keepalive;
                 if shared
                     && !live.opened.follower.ready()
