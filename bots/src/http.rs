@@ -1,13 +1,16 @@
 //! The HTTP plumbing the four non-WebSocket transports share: one `reqwest` client per
 //! session, requests bounded in time, error answers turned into [`ApiError`]s, response bodies
 //! read with a size bound, and the room's JSON turned into a [`Welcome`] for polling (which has
-//! no handshake of its own).
+//! no handshake of its own). The two long-lived state streams (SSE, streaming) do not go through
+//! reqwest: they read their one answer straight off a socket from [`Http::connect`] (see
+//! `raw_http`), with the same errors.
 //!
 //! ```text
 //! error answer:  4xx/5xx {"error": {"code": "bad_cursor", "message": "…"}}
 //!                → ClientError::Api(ApiError { status: 400, code: Some("bad_cursor"), … })
 //! transport:     refused/unreachable → ClientError::Connect, no answer in time → ReadTimeout,
 //!                anything else below HTTP (reset, truncated body) → ClientError::Http
+//!                (on a raw stream: ConnectionLost, or Io)
 //! ```
 //!
 //! reqwest's own timeouts are not used for reads: a long poll legitimately stays silent for
@@ -16,25 +19,25 @@
 //! post by `write_timeout`, each chunk of a stream by `read_timeout`), so the functions here
 //! that wait say "the caller bounds it".
 
-use std::pin::Pin;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use game_core::protocol::{ArenaInfo, ServerMsg};
 use reqwest::{Client, RequestBuilder, Response};
 use serde::Deserialize;
+use tokio::net::TcpStream;
 use tokio::time::timeout;
 use url::Url;
 
 use crate::error::{ApiError, ClientError, CloseInfo};
 use crate::options::{ConnectOptions, Welcome};
-use crate::ws::kind_of;
+use crate::ws::{kind_of, open_tcp};
 
 /// How much of an error answer's body is read: the server's JSON errors are far smaller.
-const ERROR_BODY_LIMIT: usize = 16 << 10;
+pub(crate) const ERROR_BODY_LIMIT: usize = 16 << 10;
 /// How long reading an error answer's body may take.
-const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How much of a non-JSON error body is kept as the message.
 const ERROR_MESSAGE_CHARS: usize = 200;
 
@@ -42,9 +45,12 @@ const ERROR_MESSAGE_CHARS: usize = 200;
 #[derive(Clone, Debug)]
 pub(crate) struct Http {
     client: Client,
+    /// The room's URL: the server's host and port, for [`Http::connect`].
+    url: Url,
     /// `host:port`, for connect errors.
     addr: String,
     connect_timeout: Duration,
+    local_address: Option<IpAddr>,
 }
 
 impl Http {
@@ -67,13 +73,39 @@ impl Http {
             .map_err(ClientError::Http)?;
         Ok(Self {
             client,
+            url: url.clone(),
             addr: format!(
                 "{}:{}",
                 url.host_str().unwrap_or_default(),
                 url.port_or_known_default().unwrap_or(80)
             ),
             connect_timeout: opts.connect_timeout,
+            local_address: opts.local_address,
         })
+    }
+
+    /// A new TCP connection to the server, as the reqwest client would open it: from
+    /// `local_address` if set, within `connect_timeout`, with `TCP_NODELAY`.
+    pub(crate) async fn connect(&self) -> Result<TcpStream, ClientError> {
+        let port = self.url.port_or_known_default().unwrap_or(80);
+        let opening = open_tcp(self.url.host(), port, self.local_address);
+        let tcp = match timeout(self.connect_timeout, opening).await {
+            Err(_) => {
+                return Err(ClientError::ConnectTimeout {
+                    addr: self.addr.clone(),
+                    after: self.connect_timeout,
+                });
+            }
+            Ok(Err(source)) => {
+                return Err(ClientError::Connect {
+                    addr: self.addr.clone(),
+                    source,
+                });
+            }
+            Ok(Ok(tcp)) => tcp,
+        };
+        tcp.set_nodelay(true)?;
+        Ok(tcp)
     }
 
     /// A GET request.
@@ -111,69 +143,6 @@ impl Http {
             }
         } else {
             ClientError::Http(e)
-        }
-    }
-}
-
-/// Opens a state stream: sends `request` and checks that the answer is `content_type` (a
-/// proxy's page is not a stream). The caller bounds it.
-pub(crate) async fn open_stream(
-    http: &Http,
-    request: RequestBuilder,
-    content_type: &str,
-) -> Result<Response, ClientError> {
-    let response = http.send(request).await?;
-    let got = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !got.trim_start().starts_with(content_type) {
-        return Err(ClientError::Protocol(format!(
-            "expected content-type {content_type}, got {got:?}"
-        )));
-    }
-    Ok(response)
-}
-
-/// A response body read chunk by chunk, each read bounded by a timeout.
-pub(crate) struct Body {
-    chunks: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
-    read_timeout: Duration,
-}
-
-impl std::fmt::Debug for Body {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Body")
-            .field("read_timeout", &self.read_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Body {
-    /// The body of `response`; each chunk must arrive within `read_timeout`.
-    pub(crate) fn new(response: Response, read_timeout: Duration) -> Self {
-        Self {
-            chunks: Box::pin(response.bytes_stream()),
-            read_timeout,
-        }
-    }
-
-    /// The next chunk. The end of the body is [`ClientError::ConnectionLost`]: the HTTP
-    /// streams end with a `Close` message, which the caller sees first. So is a body cut off
-    /// mid-way (reqwest reports that as a body or decode error).
-    ///
-    /// Cancel-safe: it only awaits the body's next chunk.
-    pub(crate) async fn next_chunk(&mut self, http: &Http) -> Result<Bytes, ClientError> {
-        match timeout(self.read_timeout, self.chunks.next()).await {
-            Err(_) => Err(ClientError::ReadTimeout(self.read_timeout)),
-            Ok(None) => Err(ClientError::ConnectionLost),
-            Ok(Some(Err(e))) if e.is_body() || e.is_decode() => {
-                tracing::debug!("stream cut off: {e}");
-                Err(ClientError::ConnectionLost)
-            }
-            Ok(Some(Err(e))) => Err(http.error(e)),
-            Ok(Some(Ok(chunk))) => Ok(chunk),
         }
     }
 }

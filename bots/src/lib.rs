@@ -10,6 +10,7 @@
 //!   halves of a WebSocket connection, [`Writer`] and [`Reader`].
 //! - The HTTP transports, over the shared plumbing in `http`: [`sse`] (with its bounded
 //!   event-stream [`parser`](sse::parser)), [`stream`] (records reassembled by [`records`]),
+//!   both reading their one long answer straight off a socket (`raw_http`),
 //!   [`poll`] (long polling and polling), and [`player`] (join and post inputs without
 //!   WebSocket).
 //! - [`transport`]: [`Transport`] and [`open`], which starts a [`Session`] on any of them: a
@@ -45,6 +46,7 @@ pub mod ledger;
 pub mod options;
 pub mod player;
 pub mod poll;
+mod raw_http;
 pub mod records;
 pub mod sink;
 pub mod sse;

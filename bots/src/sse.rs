@@ -23,9 +23,10 @@ use game_core::codec::decode_server;
 
 use crate::endpoint::{Cursor, room_endpoint};
 use crate::error::{ClientError, FramingError};
-use crate::http::{Body, Http, handshake_step, open_stream};
+use crate::http::{Http, handshake_step};
 use crate::inbound::Inbound;
 use crate::options::{ConnectOptions, Welcome};
+use crate::raw_http::RawBody;
 use crate::sink::FrameSink;
 use crate::stats::Stats;
 use crate::ws::Event;
@@ -37,9 +38,10 @@ pub use parser::{MAX_EVENT_DATA, SseEvent, SseParser};
 /// A room followed over SSE: yields [`Event`]s and keeps the caller's replica verified.
 #[derive(Debug)]
 pub struct SseFollower {
-    http: Http,
-    body: Body,
+    body: RawBody,
     parser: SseParser,
+    /// The last message's bytes, decoded from its event's base64; kept to reuse its memory.
+    message: Vec<u8>,
     inbound: Inbound,
 }
 
@@ -60,28 +62,34 @@ impl SseFollower {
                 ..cursor
             },
         );
-        let mut request = http
-            .get(url)
-            .header(reqwest::header::ACCEPT, "text/event-stream");
-        if let Some(tick) = cursor.since {
-            request = request.header("last-event-id", tick.to_string());
-        }
-        let response = open_stream(&http, request, "text/event-stream").await?;
+        let resume_id = cursor.since.map(|tick| tick.to_string());
+        let headers: Vec<(&str, &str)> = resume_id
+            .iter()
+            .map(|id| ("Last-Event-ID", id.as_str()))
+            .collect();
+        let body = RawBody::open(
+            &http,
+            &url,
+            "text/event-stream",
+            &headers,
+            opts.read_timeout,
+        )
+        .await?;
         let mut this = Self {
-            http,
-            body: Body::new(response, opts.read_timeout),
+            body,
             parser: SseParser::new(),
+            message: Vec::new(),
             inbound,
         };
         loop {
-            let bytes = this.next_message().await?;
-            if let Some(welcome) = handshake_step(&decode_server(&bytes)?)? {
+            this.next_message().await?;
+            if let Some(welcome) = handshake_step(&decode_server(&this.message)?)? {
                 return Ok((welcome, this));
             }
         }
     }
 
-    /// The next event, waiting at most `read_timeout` for each chunk of the stream. Frames are
+    /// The next event; the stream may be silent for at most `read_timeout`. Frames are
     /// applied to `replica` and verified; `stats` counts them. A `close` event is
     /// [`ClientError::Closed`] (and so is every later call); the stream ending without one is
     /// [`ClientError::ConnectionLost`].
@@ -94,8 +102,8 @@ impl SseFollower {
     ) -> Result<Event, ClientError> {
         loop {
             self.inbound.check_open()?;
-            let bytes = self.next_message().await?;
-            if let Some(event) = self.inbound.handle(&bytes, replica, stats)? {
+            self.next_message().await?;
+            if let Some(event) = self.inbound.handle(&self.message, replica, stats)? {
                 return Ok(event);
             }
         }
@@ -106,13 +114,13 @@ impl SseFollower {
         self.parser.retry()
     }
 
-    /// The bytes of the next server message on the stream.
-    async fn next_message(&mut self) -> Result<Vec<u8>, ClientError> {
+    /// Reads the next server message on the stream into `message`.
+    async fn next_message(&mut self) -> Result<(), ClientError> {
         loop {
             if let Some(event) = self.parser.next_event()? {
-                return Ok(decode_data(&event.data)?);
+                return Ok(decode_data_into(&event.data, &mut self.message)?);
             }
-            let chunk = self.body.next_chunk(&self.http).await?;
+            let chunk = self.body.next_chunk().await?;
             self.parser.feed(chunk);
         }
     }
@@ -120,12 +128,21 @@ impl SseFollower {
 
 /// An event's data as message bytes: base64, possibly split over several `data:` lines.
 pub fn decode_data(data: &str) -> Result<Vec<u8>, FramingError> {
+    let mut bytes = Vec::new();
+    decode_data_into(data, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// [`decode_data`] into `out` (cleared first), reusing its memory.
+fn decode_data_into(data: &str, out: &mut Vec<u8>) -> Result<(), FramingError> {
+    out.clear();
     if data.bytes().any(|b| b.is_ascii_whitespace()) {
         let compact: Vec<u8> = data.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        Ok(STANDARD.decode(compact)?)
+        STANDARD.decode_vec(compact, out)?;
     } else {
-        Ok(STANDARD.decode(data)?)
+        STANDARD.decode_vec(data, out)?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

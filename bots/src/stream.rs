@@ -15,9 +15,10 @@ use game_core::codec::decode_server;
 
 use crate::endpoint::{Cursor, room_endpoint};
 use crate::error::ClientError;
-use crate::http::{Body, Http, handshake_step, open_stream};
+use crate::http::{Http, handshake_step};
 use crate::inbound::Inbound;
 use crate::options::{ConnectOptions, Welcome};
+use crate::raw_http::RawBody;
 use crate::records::RecordBuffer;
 use crate::sink::FrameSink;
 use crate::stats::Stats;
@@ -27,8 +28,7 @@ use crate::ws::Event;
 /// verified.
 #[derive(Debug)]
 pub struct StreamFollower {
-    http: Http,
-    body: Body,
+    body: RawBody,
     records: RecordBuffer,
     inbound: Inbound,
 }
@@ -43,11 +43,16 @@ impl StreamFollower {
         inbound: Inbound,
     ) -> Result<(Welcome, Self), ClientError> {
         let url = room_endpoint(opts.room_url(), "stream", &cursor);
-        let request = http.get(url);
-        let response = open_stream(&http, request, "application/octet-stream").await?;
+        let body = RawBody::open(
+            &http,
+            &url,
+            "application/octet-stream",
+            &[],
+            opts.read_timeout,
+        )
+        .await?;
         let mut this = Self {
-            http,
-            body: Body::new(response, opts.read_timeout),
+            body,
             records: RecordBuffer::new(),
             inbound,
         };
@@ -58,12 +63,12 @@ impl StreamFollower {
                 }
                 continue;
             }
-            let chunk = this.body.next_chunk(&this.http).await?;
+            let chunk = this.body.next_chunk().await?;
             this.records.feed(&chunk);
         }
     }
 
-    /// The next event, waiting at most `read_timeout` for each chunk of the body. Frames are
+    /// The next event; the body may be silent for at most `read_timeout`. Frames are
     /// applied to `replica` and verified; `stats` counts them. A `Close` record is
     /// [`ClientError::Closed`] (and so is every later call); the body ending without one
     /// (even mid-record) is [`ClientError::ConnectionLost`].
@@ -82,7 +87,7 @@ impl StreamFollower {
                 }
                 continue;
             }
-            let chunk = self.body.next_chunk(&self.http).await?;
+            let chunk = self.body.next_chunk().await?;
             self.records.feed(&chunk);
         }
     }

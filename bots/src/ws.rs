@@ -168,7 +168,9 @@ pub async fn connect(opts: &ConnectOptions, resume: Resume) -> Result<Connection
     })
 }
 
-async fn open_tcp(
+/// A TCP connection to `host:port`, from `local` if given; [`crate::http::Http::connect`]
+/// opens the HTTP streams' connections with it too.
+pub(crate) async fn open_tcp(
     host: Option<Host<&str>>,
     port: u16,
     local: Option<IpAddr>,

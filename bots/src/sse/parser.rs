@@ -131,6 +131,8 @@ impl SseParser {
                 return Ok(Some(event));
             }
         }
+        // Let go of the consumed chunk, so the reader can reuse its memory for the next one.
+        self.input = Bytes::new();
         Ok(None)
     }
 
@@ -209,7 +211,11 @@ impl SseParser {
 
 /// The stream is UTF-8; invalid bytes become U+FFFD, as in browsers.
 fn text(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
+    // `from_utf8` checks ASCII (all base64 is) a word at a time; the lossy scan does not.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 #[cfg(test)]
@@ -235,6 +241,21 @@ mod tests {
             }
         }
         Ok(out)
+    }
+
+    /// Once a chunk is consumed the parser holds no reference to it, so the reader can reuse
+    /// its memory (see `crate::raw_http`).
+    #[test]
+    fn a_consumed_chunk_is_let_go() -> Result<(), FramingError> {
+        let mut parser = SseParser::new();
+        let chunk = Bytes::from(b"data: a\n\ndata: b".to_vec());
+        let kept = chunk.clone();
+        parser.feed(chunk);
+        assert_eq!(parser.next_event()?.map(|e| e.data), Some("a".into()));
+        assert!(!kept.is_unique());
+        assert_eq!(parser.next_event()?, None);
+        assert!(kept.is_unique());
+        Ok(())
     }
 
     #[test]
