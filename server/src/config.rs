@@ -76,6 +76,10 @@ pub struct Config {
     /// what a client that stops reading can cost; 0 leaves the kernel's autotuning (up to
     /// `net.ipv4.tcp_wmem`, 4 MiB by default).
     pub tcp_send_buffer: usize,
+    /// Connections the kernel holds for the server to accept (`listen` backlog; Linux caps it
+    /// at `net.core.somaxconn`). Too small, and a burst of connections to a busy server
+    /// overflows it: their handshakes and first bytes are dropped and retried for seconds.
+    pub listen_backlog: u32,
     /// Inputs a player may have queued before further ones are rejected.
     pub input_queue: usize,
     /// Inputs applied per player per tick; extra ones wait for the next tick.
@@ -121,6 +125,7 @@ impl Default for Config {
             chat_max_chars: game_core::protocol::MAX_CHAT_CHARS,
             chat_per_10s: 5,
             tcp_send_buffer: 64 * 1024,
+            listen_backlog: 4096,
             input_queue: 64,
             max_inputs_per_tick: 8,
             shutdown_deadline_secs: 5,
@@ -345,6 +350,9 @@ pub struct Flags {
     /// Kernel send buffer per connection in bytes, 0 = autotune [default: 65536].
     #[arg(long, env = "TICKWIRE_TCP_SEND_BUFFER")]
     pub tcp_send_buffer: Option<usize>,
+    /// The listen backlog: connections waiting to be accepted [default: 4096].
+    #[arg(long, env = "TICKWIRE_LISTEN_BACKLOG")]
+    pub listen_backlog: Option<u32>,
     /// Queued inputs per player [default: 64].
     #[arg(long, env = "TICKWIRE_INPUT_QUEUE")]
     pub input_queue: Option<usize>,
@@ -417,6 +425,7 @@ impl Flags {
             chat_max_chars,
             chat_per_10s,
             tcp_send_buffer,
+            listen_backlog,
             input_queue,
             max_inputs_per_tick,
             shutdown_deadline_secs,

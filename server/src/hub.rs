@@ -26,9 +26,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Sockets one shard writes to at most: one pass of a full shard takes a few milliseconds, and
-/// shards of a large audience run on every core.
-pub const SHARD_SIZE: usize = 512;
+/// Sockets one shard writes to at most. A pass never waits, so this bounds how long one task
+/// runs between yields (64 writes: well under a millisecond); when the server is saturated the
+/// runtime turns its I/O driver only every few dozen task runs, so passes much longer than this
+/// delay accepting new connections and reading other sockets by seconds. Shards of a large
+/// audience also run on every core.
+pub const SHARD_SIZE: usize = 64;
 
 /// A spectator's connection while a shard serves it.
 pub struct Member {

@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
     let cfg = flags.resolve()?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let listener = server::serve::bind(cfg.listen, cfg.listen_backlog)?;
     let addr = listener.local_addr()?;
     // One plain line on stdout, for people and for scripts that pass --listen 127.0.0.1:0.
     println!("tickwire listening on http://{addr}");

@@ -139,6 +139,21 @@ pub async fn answer_raw(tcp: &mut TcpStream, e: AppError, extra: &str) {
     let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
 }
 
+/// The listening socket on `addr` with room for `backlog` connections waiting to be accepted
+/// (the kernel caps it at `net.core.somaxconn`). `TcpListener::bind` asks for 128, which a
+/// burst of connections to a busy server overflows.
+pub fn bind(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server can bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// A connection that holds its place in the [`Gate`] for as long as the socket lives, through
 /// an upgrade to WebSocket too.
 pub struct Counted {
@@ -190,5 +205,44 @@ impl tokio::io::AsyncWrite for Counted {
 
     fn is_write_vectored(&self) -> bool {
         self.tcp.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of connections to a server that is not accepting yet (busy) all complete their
+    /// handshakes: the backlog holds them. With `TcpListener::bind`'s 128, the rest would have
+    /// their handshakes dropped and retried for seconds.
+    #[tokio::test]
+    async fn the_backlog_holds_a_burst_of_connections() {
+        let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(128);
+        let burst = somaxconn.min(1024) - 8;
+        if burst < 300 {
+            eprintln!("net.core.somaxconn is {somaxconn}: too small to tell 128 apart, skipped");
+            return;
+        }
+        let listener = bind(
+            "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+            1024,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let mut waiting = Vec::new();
+        for _ in 0..burst {
+            let connect = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr));
+            waiting.push(
+                connect
+                    .await
+                    .unwrap_or_else(|_| panic!("connection {} was not taken", waiting.len() + 1))
+                    .unwrap_or_else(|e| panic!("{e}")),
+            );
+        }
+        assert_eq!(waiting.len(), burst);
+        drop(listener);
     }
 }
