@@ -81,7 +81,10 @@ impl Drop for SeatCount {
 struct ShardState {
     /// The send every member holds (or is being written).
     cursor: u32,
+    /// The members, except those a pass has taken out to write to.
     members: Vec<Seat>,
+    /// How many a pass has taken out (they come back at its end).
+    writing: usize,
     /// Set when the shard's task has ended: no more joins.
     closed: bool,
 }
@@ -91,6 +94,7 @@ impl std::fmt::Debug for ShardState {
         f.debug_struct("ShardState")
             .field("cursor", &self.cursor)
             .field("members", &self.members.len())
+            .field("writing", &self.writing)
             .field("closed", &self.closed)
             .finish()
     }
@@ -113,7 +117,7 @@ impl Hub {
         let mut others_have_room = false;
         for shard in shards.iter() {
             let mut s = lock(&shard.state);
-            if s.closed || s.members.len() >= SHARD_SIZE {
+            if s.closed || s.members.len() + s.writing >= SHARD_SIZE {
                 continue;
             }
             if s.cursor == tick {
@@ -132,20 +136,13 @@ impl Hub {
             state: Mutex::new(ShardState {
                 cursor: tick,
                 members: vec![Seat::new(member, app)],
+                writing: 0,
                 closed: false,
             }),
         });
         shards.push(shard.clone());
         app.tracker.spawn(run(app.clone(), shard, follower));
         Ok(())
-    }
-
-    /// Spectators the shards serve now.
-    pub fn members(&self) -> usize {
-        lock(&self.shards)
-            .iter()
-            .map(|s| lock(&s.state).members.len())
-            .sum()
     }
 
     fn remove(&self, shard: &Arc<Shard>) {
@@ -185,9 +182,9 @@ async fn run(app: App, shard: Arc<Shard>, mut follower: Follower) {
         if !shard.pass(&app, follower.room(), tick, &events, true) {
             break;
         }
-        // A pass over a full shard takes milliseconds and never waits, and when the server is
-        // saturated the next send is already there: let the other shards (and the accept loop)
-        // run before this one goes again, or a few shards would starve the rest.
+        // A pass never waits, and when the server is saturated the next send is already there:
+        // let the other shards (and the accept loop) run before this one goes again, or a few
+        // shards would starve the rest.
         tokio::task::yield_now().await;
     }
     follower.room().hub().remove(&shard);
@@ -202,6 +199,7 @@ impl Shard {
         let mut members = {
             let mut s = lock(&self.state);
             s.cursor = tick;
+            s.writing = s.members.len();
             std::mem::take(&mut s.members)
         };
         let mut i = 0;
@@ -234,6 +232,7 @@ impl Shard {
         // Members that joined during the pass are at `tick` too.
         members.append(&mut s.members);
         s.members = members;
+        s.writing = 0;
         s.closed = s.members.is_empty();
         !s.closed
     }
