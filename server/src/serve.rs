@@ -128,9 +128,12 @@ pub async fn answer_raw(tcp: &mut TcpStream, e: AppError, extra: &str) {
         status.canonical_reason().unwrap_or(""),
         body.len()
     );
+    // One write, so head and body leave together: a client that reads a refused WebSocket
+    // upgrade's answer once (tungstenite does) would otherwise miss the body that says why.
+    let mut whole = head.into_bytes();
+    whole.extend_from_slice(&body);
     let answer = async {
-        tcp.write_all(head.as_bytes()).await?;
-        tcp.write_all(&body).await?;
+        tcp.write_all(&whole).await?;
         tcp.shutdown().await?;
         let mut sink = [0u8; 1024];
         while tcp.read(&mut sink).await? > 0 {}
