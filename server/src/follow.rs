@@ -348,6 +348,28 @@ pub fn messages(
     )
 }
 
+/// What a transport makes of a [`Next`] for one client: the bytes to write.
+pub struct Chunk {
+    /// The bytes.
+    pub bytes: Bytes,
+    /// Whether they end the stream (the close).
+    pub last: bool,
+    /// Whether they carry a keyframe.
+    pub keyframe: bool,
+}
+
+impl Chunk {
+    /// Counts them as written to one client over `transport`.
+    pub fn count(&self, app: &crate::App, transport: Transport) {
+        if self.last {
+            app.metrics.bytes_out(transport, self.bytes.len());
+        } else {
+            app.metrics
+                .frame_out(transport, self.bytes.len(), self.keyframe);
+        }
+    }
+}
+
 impl Next {
     /// The close code and reason of a `Closed` or `Shutdown`; `None` for a frame.
     pub fn close(&self) -> Option<(u16, String)> {

@@ -1,12 +1,13 @@
-//! The spectator broadcast: up-to-date SSE spectators share one writer per shard of sockets.
+//! The spectator broadcast: up-to-date SSE and streaming spectators share one writer per shard
+//! of sockets.
 //!
-//! Served each from its own task, an SSE spectator costs a task wake-up, a `watch` borrow, a
+//! Served each from its own task, a spectator costs a task wake-up, a `watch` borrow, a
 //! `select!` and a future's worth of state for every frame, all to send bytes that are the same
 //! for every spectator at the same send. So a spectator served on the socket itself
-//! ([`crate::sse::direct`]), in the binary format, joins its room's [`Hub`] once it holds the
-//! room's latest send: a [`Shard`] of up to [`SHARD_SIZE`] sockets and one [`Follower`] of its
-//! own, which on each send builds the event once and writes it to each socket without waiting
-//! (`try_write`). A socket that cannot take the whole event at once — a slow reader — leaves
+//! ([`crate::direct`]), in the binary format, joins its room's [`Hub`] once it holds the
+//! room's latest send: a [`Shard`] of up to [`SHARD_SIZE`] sockets of one kind (SSE or
+//! streaming) and one [`Follower`] of its own, which on each send builds the bytes once and
+//! writes them to each socket without waiting (`try_write`). A socket that cannot take the whole event at once — a slow reader — leaves
 //! the shard for a task of its own: it finishes the event there, under the write timeout, then
 //! follows the room by itself, conflating like any slow client, and rejoins once it is caught up
 //! again. A slow spectator never delays the others, and nothing queues per client.
@@ -15,11 +16,12 @@
 //! write into a reset); the room's close and the server's shutdown go to every socket as the
 //! close event, as they do to a spectator served alone.
 
-use crate::follow::{Follower, Held};
+use crate::App;
+use crate::direct::{self, Kind};
+use crate::follow::{Chunk, Follower, Held};
 use crate::metrics::Transport;
 use crate::room::Room;
 use crate::serve::Counted;
-use crate::{App, sse};
 use bytes::Bytes;
 use std::io::ErrorKind;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,32 +50,33 @@ pub struct Hub {
 }
 
 /// Sockets at the same send, and the send they are at.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shard {
+    kind: Kind,
     state: Mutex<ShardState>,
 }
 
-/// A member in a shard, counted in `tickwire_sse_shared_spectators` while it is there.
+/// A member in a shard, counted in `tickwire_shared_spectators` while it is there.
 struct Seat {
     member: Member,
     _count: SeatCount,
 }
 
-struct SeatCount(Arc<crate::metrics::Metrics>);
+struct SeatCount(Arc<crate::metrics::Metrics>, Transport);
 
 impl Seat {
-    fn new(member: Member, app: &App) -> Self {
-        app.metrics.sse_shared(1);
+    fn new(member: Member, app: &App, kind: Kind) -> Self {
+        app.metrics.shared(kind.transport(), 1);
         Self {
             member,
-            _count: SeatCount(app.metrics.clone()),
+            _count: SeatCount(app.metrics.clone(), kind.transport()),
         }
     }
 }
 
 impl Drop for SeatCount {
     fn drop(&mut self) {
-        self.0.sse_shared(-1);
+        self.0.shared(self.1, -1);
     }
 }
 
@@ -105,23 +108,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    /// Hands `member`, which holds `room`'s send at `tick`, to a shard at that send, starting one
-    /// when every shard is full. Gives it back when a shard with room is at another send (the
-    /// caller serves it and tries again after its next frame).
+    /// Hands `member`, a `kind` spectator which holds `room`'s send at `tick`, to a shard of that
+    /// kind at that send, starting one when every such shard is full. Gives it back when a shard
+    /// with room is at another send (the caller serves it and tries again after its next frame).
     #[expect(
         clippy::result_large_err,
         reason = "the member goes back to its caller as it came, at most once per frame"
     )]
-    pub fn join(&self, app: &App, room: &Room, tick: u32, member: Member) -> Result<(), Member> {
+    pub fn join(
+        &self,
+        app: &App,
+        room: &Room,
+        kind: Kind,
+        tick: u32,
+        member: Member,
+    ) -> Result<(), Member> {
         let mut shards = lock(&self.shards);
         let mut others_have_room = false;
-        for shard in shards.iter() {
+        for shard in shards.iter().filter(|s| s.kind == kind) {
             let mut s = lock(&shard.state);
             if s.closed || s.members.len() + s.writing >= SHARD_SIZE {
                 continue;
             }
             if s.cursor == tick {
-                s.members.push(Seat::new(member, app));
+                s.members.push(Seat::new(member, app, kind));
                 return Ok(());
             }
             others_have_room = true;
@@ -133,9 +143,10 @@ impl Hub {
             return Err(member);
         };
         let shard = Arc::new(Shard {
+            kind,
             state: Mutex::new(ShardState {
                 cursor: tick,
-                members: vec![Seat::new(member, app)],
+                members: vec![Seat::new(member, app, kind)],
                 writing: 0,
                 closed: false,
             }),
@@ -150,19 +161,21 @@ impl Hub {
     }
 }
 
-/// A shard's task: each send, once, to every member; keep-alives in quiet spells; the close
-/// event last.
+/// A shard's task: each send, once, to every member; keep-alives in quiet spells (SSE); the
+/// close last.
 async fn run(app: App, shard: Arc<Shard>, mut follower: Follower) {
+    let kind = shard.kind;
     let keepalive = Duration::from_secs(app.cfg.sse_keepalive_secs);
-    let mut quiet_until = Instant::now() + keepalive;
+    let quiet = |now: Instant| kind.keepalive().map(|_| now + keepalive);
+    let mut quiet_until = quiet(Instant::now());
     loop {
         let next = tokio::select! {
             next = follower.next(&app.shutdown) => next,
-            _ = tokio::time::sleep_until(quiet_until) => {
-                quiet_until = Instant::now() + keepalive;
+            _ = direct::sleep_until_some(quiet_until) => {
+                quiet_until = quiet(Instant::now());
                 let cursor = lock(&shard.state).cursor;
-                let comment = sse::Events {
-                    bytes: Bytes::from_static(sse::KEEPALIVE),
+                let comment = Chunk {
+                    bytes: Bytes::from_static(kind.keepalive().unwrap_or_default()),
                     last: false,
                     keyframe: false,
                 };
@@ -172,14 +185,14 @@ async fn run(app: App, shard: Arc<Shard>, mut follower: Follower) {
                 break;
             }
         };
-        quiet_until = Instant::now() + keepalive;
-        let events = sse::render(crate::render::Format::Binary, None, next);
-        if events.last {
-            shard.close(&app, &events);
+        quiet_until = quiet(Instant::now());
+        let chunk = kind.render(crate::render::Format::Binary, None, next);
+        if chunk.last {
+            shard.close(&app, &chunk);
             break;
         }
         let tick = follower.cursor().unwrap_or(0);
-        if !shard.pass(&app, follower.room(), tick, &events, true) {
+        if !shard.pass(&app, follower.room(), tick, &chunk, true) {
             break;
         }
         // A pass never waits, and when the server is saturated the next send is already there:
@@ -194,8 +207,9 @@ impl Shard {
     /// Writes `events` (the send at `tick`, or a keep-alive: `frame` false) to every member.
     /// Members that cannot take it at once go on alone; members that are gone are dropped.
     /// `false` when the shard is left empty and has closed.
-    fn pass(&self, app: &App, room: &Room, tick: u32, events: &sse::Events, frame: bool) -> bool {
-        let bytes = &events.bytes;
+    fn pass(&self, app: &App, room: &Room, tick: u32, chunk: &Chunk, frame: bool) -> bool {
+        let bytes = &chunk.bytes;
+        let transport = self.kind.transport();
         let mut members = {
             let mut s = lock(&self.state);
             s.cursor = tick;
@@ -212,11 +226,13 @@ impl Shard {
                 }
                 Ok(n) => {
                     written += 1;
-                    alone(app, room, members.swap_remove(i), tick, bytes.slice(n..));
+                    let seat = members.swap_remove(i);
+                    alone(app, room, self.kind, seat, tick, bytes.slice(n..));
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     written += 1;
-                    alone(app, room, members.swap_remove(i), tick, bytes.clone());
+                    let seat = members.swap_remove(i);
+                    alone(app, room, self.kind, seat, tick, bytes.clone());
                 }
                 // The client is gone.
                 Err(_) => drop(members.swap_remove(i)),
@@ -224,9 +240,9 @@ impl Shard {
         }
         if frame {
             app.metrics
-                .frames_out_n(Transport::Sse, written, bytes.len(), events.keyframe);
+                .frames_out_n(transport, written, bytes.len(), chunk.keyframe);
         } else {
-            app.metrics.bytes_out(Transport::Sse, written * bytes.len());
+            app.metrics.bytes_out(transport, written * bytes.len());
         }
         let mut s = lock(&self.state);
         // Members that joined during the pass are at `tick` too.
@@ -238,7 +254,7 @@ impl Shard {
     }
 
     /// Sends the close event to every member and finishes each connection.
-    fn close(&self, app: &App, events: &sse::Events) {
+    fn close(&self, app: &App, chunk: &Chunk) {
         let members = {
             let mut s = lock(&self.state);
             s.closed = true;
@@ -246,13 +262,13 @@ impl Shard {
         };
         let limit = Duration::from_secs(app.cfg.write_timeout_secs);
         app.metrics
-            .bytes_out(Transport::Sse, members.len() * events.bytes.len());
+            .bytes_out(self.kind.transport(), members.len() * chunk.bytes.len());
         for seat in members {
-            let bytes = events.bytes.clone();
+            let bytes = chunk.bytes.clone();
             app.tracker.spawn(async move {
                 let tcp = &seat.member.conn.tcp;
-                if sse::write_within(tcp, &bytes, limit).await.is_ok() {
-                    sse::finish(tcp).await;
+                if direct::write_within(tcp, &bytes, limit).await.is_ok() {
+                    direct::finish(tcp).await;
                 }
                 drop(seat);
             });
@@ -262,7 +278,7 @@ impl Shard {
 
 /// Serves `m` by itself from now on: the rest of the send at `tick` first, then its own
 /// follower from that send.
-fn alone(app: &App, room: &Room, seat: Seat, tick: u32, rest: Bytes) {
+fn alone(app: &App, room: &Room, kind: Kind, seat: Seat, tick: u32, rest: Bytes) {
     let (app, room) = (app.clone(), room.clone());
     app.tracker.clone().spawn(async move {
         let Seat {
@@ -270,13 +286,13 @@ fn alone(app: &App, room: &Room, seat: Seat, tick: u32, rest: Bytes) {
             ..
         } = seat;
         let limit = Duration::from_secs(app.cfg.write_timeout_secs);
-        if let Err(e) = sse::write_within(&conn.tcp, &rest, limit).await {
-            sse::count_write_error(&app, &e);
+        if let Err(e) = direct::write_within(&conn.tcp, &rest, limit).await {
+            direct::count_write_error(&app, &e);
             return;
         }
         let Ok(follower) = Follower::new(room, Some(tick), None) else {
             return;
         };
-        sse::serve_alone(&app, conn, held.attach(follower)).await;
+        direct::serve_alone(&app, kind, conn, held.attach(follower)).await;
     });
 }

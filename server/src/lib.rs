@@ -17,6 +17,7 @@
 pub mod api;
 pub mod chat;
 pub mod config;
+pub mod direct;
 pub mod fanout;
 pub mod follow;
 pub mod http_player;

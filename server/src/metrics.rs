@@ -179,7 +179,7 @@ pub struct Metrics {
     pub ticks: TickHistogram,
     ticks_dropped: AtomicU64,
     connections: [[AtomicI64; 2]; 5],
-    sse_shared: AtomicI64,
+    shared: [AtomicI64; 5],
     frames_out: [AtomicU64; 5],
     bytes_out: [AtomicU64; 5],
     keyframes_out: AtomicU64,
@@ -231,14 +231,14 @@ impl Metrics {
         }
     }
 
-    /// Counts SSE spectators joining (`1`) or leaving (`-1`) a room's shared writer.
-    pub fn sse_shared(&self, delta: i64) {
-        self.sse_shared.fetch_add(delta, Relaxed);
+    /// Counts spectators joining (`1`) or leaving (`-1`) a room's shared writer.
+    pub fn shared(&self, t: Transport, delta: i64) {
+        self.shared[t as usize].fetch_add(delta, Relaxed);
     }
 
-    /// SSE spectators a shared writer serves now.
-    pub fn sse_shared_now(&self) -> i64 {
-        self.sse_shared.load(Relaxed)
+    /// Spectators over `t` a shared writer serves now.
+    pub fn shared_now(&self, t: Transport) -> i64 {
+        self.shared[t as usize].load(Relaxed)
     }
 
     /// Counts the same frame of `bytes` sent to `n` clients.
@@ -393,15 +393,18 @@ impl Metrics {
         }
         metric(
             w,
-            "tickwire_sse_shared_spectators",
+            "tickwire_shared_spectators",
             "gauge",
-            "SSE spectators served by their room's shared writer (the rest of the SSE connections are served each by its own task).",
+            "Spectators served by their room's shared writer, by transport (the other connections are served each by its own task).",
         );
-        let _ = writeln!(
-            w,
-            "tickwire_sse_shared_spectators {}",
-            self.sse_shared_now()
-        );
+        for t in [Transport::Sse, Transport::Stream] {
+            let _ = writeln!(
+                w,
+                "tickwire_shared_spectators{{transport=\"{}\"}} {}",
+                t.as_str(),
+                self.shared_now(t)
+            );
+        }
         per_transport(
             w,
             "tickwire_frames_out_total",
@@ -581,7 +584,7 @@ mod tests {
             "tickwire_tick_duration_seconds_count 2",
             "tickwire_tick_overruns_total 1",
             "tickwire_connections{transport=\"ws\",role=\"player\"} 1",
-            "tickwire_sse_shared_spectators 0",
+            "tickwire_shared_spectators{transport=\"sse\"} 0",
             "tickwire_frames_out_total{transport=\"ws\"} 1",
             "tickwire_bytes_out_total{transport=\"ws\"} 100",
             "tickwire_rejections_total{reason=\"bad_token\"} 1",

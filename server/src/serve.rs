@@ -56,12 +56,12 @@ pub async fn serve(listener: TcpListener, router: Router, app: App, gate: Arc<Ga
         tune(&tcp, app.cfg.tcp_send_buffer);
         let (router, http, app) = (router.clone(), http.clone(), app.clone());
         app.tracker.clone().spawn(async move {
-            // An SSE spectator is served on the socket itself (see `sse::direct`).
+            // SSE and streaming clients are served on the socket itself (see `direct`).
             let conn = Counted {
                 tcp,
                 _ticket: ticket,
             };
-            let Some(conn) = crate::sse::direct(conn, &app).await else {
+            let Some(conn) = crate::direct::direct(conn, &app).await else {
                 return;
             };
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {

@@ -1,12 +1,18 @@
 //! HTTP streaming: `GET /api/rooms/{id}/stream`, one long chunked response.
 //!
 //! Binary: records of `u32 LE length ‖ ServerMsg` — a `Welcome`, a `Frame` per send (after any
-//! `Chat` lines that came with it), a `Close` before the end — each its own chunk, written as soon as it exists. `?format=json`: one JSON
-//! object per line (NDJSON). `?since=T` resumes from a tick.
+//! `Chat` lines that came with it), a `Close` before the end — each its own chunk, written as
+//! soon as it exists. `?format=json`: one JSON object per line (NDJSON). `?since=T` resumes from
+//! a tick.
+//!
+//! The axum handler [`stream`] serves it through hyper (chunked); most requests never get
+//! there: the accept loop answers a complete `GET …/stream` head on the socket itself, the body
+//! ending with the connection ([`crate::direct`]), and hands binary spectators to their room's
+//! shared writer ([`crate::hub`]).
 
 use crate::App;
 use crate::api::AppError;
-use crate::follow::{self, FollowQuery, Live, Next};
+use crate::follow::{self, Chunk, FollowQuery, Live, Next};
 use crate::metrics::Transport;
 use crate::render::{self, Format};
 use axum::body::Body;
@@ -15,6 +21,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use game_core::NetId;
 use game_core::protocol::ServerMsg;
 
 /// `GET /api/rooms/{id}/stream`.
@@ -23,15 +30,9 @@ pub async fn stream(
     Path(id): Path<String>,
     Query(q): Query<FollowQuery>,
 ) -> Result<Response, AppError> {
-    let since = q.since.as_deref().map(follow::parse_cursor).transpose()?;
-    let live = follow::open_live(&app, &id, &q, since, Transport::Stream)?;
-    let opened = &live.opened;
-    let welcome = render::welcome(opened.follower.room(), opened.ship.unwrap_or(0));
-    let first = chunk(&render::message(&welcome, opened.format), opened.format);
-    let content_type = match opened.format {
-        Format::Binary => "application/octet-stream",
-        Format::Json => "application/x-ndjson",
-    };
+    let live = open(&app, &id, &q)?;
+    let first = first(&live);
+    let content_type = content_type(live.opened.format);
     let chunks = follow::messages(live, first, next_chunk, None);
     let body = Body::from_stream(chunks.map(Ok::<_, std::convert::Infallible>));
     let headers = [
@@ -42,13 +43,43 @@ pub async fn stream(
     Ok((headers, body).into_response())
 }
 
-/// One follower's next chunk: a send's chat records and frame, or the close record that ends
-/// the stream (`true`).
+/// Opens a follower for a streaming request: the cursor from `?since=`.
+pub fn open(app: &App, id: &str, q: &FollowQuery) -> Result<Live, AppError> {
+    let since = q.since.as_deref().map(follow::parse_cursor).transpose()?;
+    follow::open_live(app, id, q, since, Transport::Stream)
+}
+
+/// The body's type in `format`.
+pub fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Binary => "application/octet-stream",
+        Format::Json => "application/x-ndjson",
+    }
+}
+
+/// What a stream starts with: the welcome.
+pub fn first(live: &Live) -> Bytes {
+    let opened = &live.opened;
+    let welcome = render::welcome(opened.follower.room(), opened.ship.unwrap_or(0));
+    chunk(&render::message(&welcome, opened.format), opened.format)
+}
+
 fn next_chunk(live: &mut Live, next: Next) -> (Bytes, bool) {
-    let format = live.opened.format;
+    let c = render(live.opened.format, live.opened.ship, next);
+    c.count(&live.app, Transport::Stream);
+    (c.bytes, c.last)
+}
+
+/// One send's records for a client in `format` (`ship`: a player's, for its ack) — chat lines,
+/// then the frame — or the close record that ends the stream.
+pub fn render(format: Format, ship: Option<NetId>, next: Next) -> Chunk {
     if let Some((code, reason)) = next.close() {
         let msg = render::message(&ServerMsg::Close { code, reason }, format);
-        return (chunk(&msg, format), true);
+        return Chunk {
+            bytes: chunk(&msg, format),
+            last: true,
+            keyframe: false,
+        };
     }
     let Next::Frame {
         published,
@@ -57,27 +88,36 @@ fn next_chunk(live: &mut Live, next: Next) -> (Bytes, bool) {
         chat_from,
     } = next
     else {
-        return (Bytes::new(), true);
+        return Chunk {
+            bytes: Bytes::new(),
+            last: true,
+            keyframe: false,
+        };
     };
-    let ack = live.opened.follower.ack(&published);
+    let ack = ship.map_or(0, |s| published.ack_for(s));
+    let keyframe = payload.base.is_none();
     let frame = chunk(
         &render::frame(&published, &payload, from.as_deref(), ack, format),
         format,
     );
-    live.app
-        .metrics
-        .frame_out(Transport::Stream, frame.len(), payload.base.is_none());
     let chat = &published.chat[chat_from..];
     if chat.is_empty() {
-        return (frame, false);
+        return Chunk {
+            bytes: frame,
+            last: false,
+            keyframe,
+        };
     }
     let mut out = Vec::new();
     for line in chat {
         out.extend_from_slice(&chunk(&render::chat(line, format), format));
     }
-    live.app.metrics.bytes_out(Transport::Stream, out.len());
     out.extend_from_slice(&frame);
-    (Bytes::from(out), false)
+    Chunk {
+        bytes: Bytes::from(out),
+        last: false,
+        keyframe,
+    }
 }
 
 /// One message as its chunk: a length-prefixed record, or a JSON line.

@@ -202,7 +202,9 @@ async fn http_stream_is_length_prefixed_records_and_resumes_with_since() {
     let url = format!("{}/api/rooms/default/stream", server.url());
     let resp = reqwest::get(&url).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(resp.headers()["content-type"], "application/octet-stream");
-    assert_eq!(resp.headers()["transfer-encoding"], "chunked");
+    // Asked for whole, it is answered on the socket itself: the body ends with the connection.
+    assert_eq!(resp.headers()["connection"], "close");
+    assert!(resp.headers().get("transfer-encoding").is_none());
     let body = read_until(resp, |b| records(b).len() >= 12).await;
     let msgs = records(&body);
     assert!(matches!(msgs[0], ServerMsg::Welcome { .. }));
@@ -236,6 +238,34 @@ async fn http_stream_is_length_prefixed_records_and_resumes_with_since() {
         (Some("welcome"), Some("frame"))
     );
     assert_eq!(lines[2]["base"], lines[1]["tick"]);
+
+    // A request head that arrives in pieces goes to hyper: the same records, chunked.
+    let mut tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for piece in [
+        "GET /api/rooms/default/stream HTTP/1.1\r\n",
+        "Host: t\r\n\r\n",
+    ] {
+        tcp.write_all(piece.as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(n > 0, "closed early");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
     server.stop().await;
 }
 

@@ -1,12 +1,13 @@
-//! SSE spectators on their room's shared writer (`server/src/hub.rs`): up-to-date spectators
-//! are written to together, a stalled one leaves the shard without holding anyone up, catches
-//! up by itself with a correct delta or keyframe, and rejoins; spectators that go away leave.
+//! Spectators on their room's shared writer (`server/src/hub.rs`), over SSE and HTTP streaming:
+//! up-to-date spectators are written to together, a stalled one leaves its shard without
+//! holding anyone up, catches up by itself with a correct delta or keyframe, and rejoins; chat
+//! and the shutdown close reach them; spectators that go away leave.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bots::sse::parser::SseParser;
 use bots::{Bot, BotConfig, ConnectOptions, Role, Transport};
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use game_core::codec::decode_server;
 use game_core::protocol::ServerMsg;
 use game_core::replica::Replica;
@@ -16,20 +17,53 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
-const SHARED: &str = "tickwire_sse_shared_spectators";
+/// Which stream a [`RawSpectator`] reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Sse,
+    Stream,
+}
 
-/// A raw SSE spectator that applies every frame to its replica, which checks each frame's
-/// baseline and checksum.
+impl Kind {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Sse => "sse",
+            Self::Stream => "stream",
+        }
+    }
+
+    fn transport(self) -> Transport {
+        match self {
+            Self::Sse => Transport::Sse,
+            Self::Stream => Transport::Stream,
+        }
+    }
+
+    /// The `/metrics` gauge of its shared spectators.
+    fn gauge(self) -> String {
+        format!(
+            "tickwire_shared_spectators{{transport=\"{}\"}}",
+            self.path()
+        )
+    }
+}
+
+/// A spectator on a raw socket that decodes every message and applies every frame to its
+/// replica, which checks each frame's baseline and checksum.
 struct RawSpectator {
+    kind: Kind,
     tcp: TcpStream,
+    /// SSE events.
     parser: SseParser,
+    /// Stream bytes not yet a whole record.
+    records: BytesMut,
     replica: Replica,
     last_tick: Option<u32>,
-    keyframes: u32,
+    chat: Vec<String>,
 }
 
 impl RawSpectator {
-    async fn open(server: &TestServer, recv_buffer: u32) -> Self {
+    async fn open(server: &TestServer, kind: Kind, recv_buffer: u32) -> Self {
         let socket = TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
         socket
             .set_recv_buffer_size(recv_buffer)
@@ -38,25 +72,36 @@ impl RawSpectator {
             .connect(server.addr)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        tcp.write_all(b"GET /api/rooms/default/sse HTTP/1.1\r\nHost: t\r\n\r\n")
+        let head = format!(
+            "GET /api/rooms/default/{} HTTP/1.1\r\nHost: t\r\n\r\n",
+            kind.path()
+        );
+        tcp.write_all(head.as_bytes())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let mut me = Self {
+            kind,
             tcp,
             parser: SseParser::new(),
+            records: BytesMut::new(),
             replica: Replica::new(),
             last_tick: None,
-            keyframes: 0,
+            chat: Vec::new(),
         };
-        // The response head, up to the blank line; the parser takes the body.
+        // The response head, up to the blank line; the body follows, until the connection ends.
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
             let mut byte = [0u8; 1];
             me.read(&mut byte).await;
             head.push(byte[0]);
         }
-        let head = String::from_utf8_lossy(&head);
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let head = String::from_utf8_lossy(&head).to_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(
+            head.contains("connection: close"),
+            "served on the socket: {head}"
+        );
+        assert!(!head.contains("transfer-encoding"), "{head}");
         me
     }
 
@@ -67,26 +112,63 @@ impl RawSpectator {
         }
     }
 
-    /// Reads until `n` more frames have applied cleanly.
-    async fn frames(&mut self, n: usize) {
-        let mut applied = 0;
-        let mut buf = vec![0u8; 4096];
-        while applied < n {
-            while let Some(event) = self.parser.next_event().unwrap_or_else(|e| panic!("{e}")) {
-                if event.event != "frame" {
-                    continue;
+    /// The messages in what has been read so far.
+    fn messages(&mut self) -> Vec<ServerMsg> {
+        let mut out = Vec::new();
+        match self.kind {
+            Kind::Sse => {
+                while let Some(event) = self.parser.next_event().unwrap_or_else(|e| panic!("{e}")) {
+                    let bytes = STANDARD
+                        .decode(&event.data)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    out.push(decode_server(&bytes).unwrap_or_else(|e| panic!("{e}")));
                 }
-                let bytes = STANDARD
-                    .decode(&event.data)
-                    .unwrap_or_else(|e| panic!("{e}"));
-                let Ok(ServerMsg::Frame(frame)) = decode_server(&bytes) else {
-                    panic!("not a frame: {}", event.data)
+            }
+            Kind::Stream => {
+                while self.records.len() >= 4 {
+                    let len = u32::from_le_bytes([
+                        self.records[0],
+                        self.records[1],
+                        self.records[2],
+                        self.records[3],
+                    ]) as usize;
+                    if self.records.len() < 4 + len {
+                        break;
+                    }
+                    self.records.advance(4);
+                    let record = self.records.split_to(len);
+                    out.push(decode_server(&record).unwrap_or_else(|e| panic!("{e}")));
+                }
+            }
+        }
+        out
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        match self.kind {
+            Kind::Sse => self.parser.feed(Bytes::copy_from_slice(bytes)),
+            Kind::Stream => self.records.extend_from_slice(bytes),
+        }
+    }
+
+    /// Reads until `n` more frames have applied cleanly (and at least one chat line when `chat`).
+    async fn frames(&mut self, n: usize, chat: bool) -> Vec<ServerMsg> {
+        let mut applied = 0;
+        let mut others = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        while applied < n || (chat && self.chat.is_empty()) {
+            for msg in self.messages() {
+                let ServerMsg::Frame(frame) = msg else {
+                    if let ServerMsg::Chat { text, .. } = &msg {
+                        self.chat.push(text.clone());
+                    }
+                    others.push(msg);
+                    continue;
                 };
                 assert!(
                     self.last_tick.is_none_or(|t| frame.tick > t),
                     "ticks move forward"
                 );
-                self.keyframes += u32::from(frame.base.is_none());
                 self.replica
                     .apply(&frame)
                     .unwrap_or_else(|e| panic!("frame {} did not apply: {e}", frame.tick));
@@ -94,78 +176,90 @@ impl RawSpectator {
                 applied += 1;
             }
             let got = self.read(&mut buf).await;
-            self.parser.feed(Bytes::copy_from_slice(&buf[..got]));
+            let chunk = buf[..got].to_vec();
+            self.feed(&chunk);
         }
+        others
     }
 }
 
-/// Polls `/metrics` until `ok` holds for the shared-writer gauge (or 10 s pass).
-async fn shared_until(server: &TestServer, what: &str, ok: impl Fn(f64) -> bool) -> f64 {
+/// Polls `/metrics` until `ok` holds for `gauge` (or 10 s pass).
+async fn until(server: &TestServer, gauge: &str, what: &str, ok: impl Fn(f64) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let n = server.metric(SHARED).await;
+        let n = server.metric(gauge).await;
         if ok(n) {
-            return n;
+            return;
         }
-        assert!(Instant::now() < deadline, "{what}: {SHARED} is {n}");
+        assert!(Instant::now() < deadline, "{what}: {gauge} is {n}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spectators_share_a_writer_and_a_stalled_one_catches_up_and_rejoins() {
-    // A busy arena (1,500 asteroids) and a small kernel send buffer: frames of a kilobyte or
-    // two, so a few seconds of them are more than the socket buffers hold.
+/// A busy arena (1,500 asteroids) and a small kernel send buffer: frames of a kilobyte or two,
+/// so a few seconds of them are more than the socket buffers hold.
+async fn busy_server() -> TestServer {
     let dir = std::env::temp_dir().join(format!("tickwire-shared-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let arena = dir.join("busy.toml");
     let text = game_core::arena::STANDARD_TOML.replace("count = 30", "count = 1500");
     std::fs::write(&arena, text).unwrap_or_else(|e| panic!("{e}"));
-    let server = TestServer::start(Config {
+    TestServer::start(Config {
         arena: Some(arena),
         tcp_send_buffer: 8192,
         ..test_config()
     })
-    .await;
+    .await
+}
 
-    // Verifying spectators over SSE, through the bots library.
+async fn a_stalled_spectator_catches_up_and_rejoins(kind: Kind) {
+    let server = busy_server().await;
+    let gauge = kind.gauge();
+
+    // Verifying spectators of the same kind, through the bots library.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut bots = Vec::new();
     for seed in 0..12 {
         let opts = ConnectOptions::new(&server.url(), "default", Role::Spectator)
             .unwrap_or_else(|e| panic!("{e}"));
         let mut cfg = BotConfig::new(opts);
-        cfg.transport = Transport::Sse;
+        cfg.transport = kind.transport();
         cfg.seed = seed;
         let mut stopped = stopped.clone();
         bots.push(tokio::spawn(Bot::new(cfg).run(async move {
             let _ = stopped.wait_for(|s| *s).await;
         })));
     }
-    let mut slow = RawSpectator::open(&server, 2048).await;
-    slow.frames(10).await;
-    shared_until(&server, "every spectator joins a shard", |n| n >= 13.0).await;
+    let mut slow = RawSpectator::open(&server, kind, 2048).await;
+    slow.frames(10, false).await;
+    until(&server, &gauge, "every spectator joins a shard", |n| {
+        n >= 13.0
+    })
+    .await;
 
     // The slow spectator stops reading: its socket fills and it leaves the shard, while the
     // others keep getting every send.
     let stalled_at = slow.last_tick.unwrap_or(0);
-    shared_until(&server, "the stalled spectator leaves its shard", |n| {
+    until(&server, &gauge, "the stalled spectator leaves", |n| {
         n <= 12.0
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    shared_until(&server, "the others stay", |n| n >= 12.0).await;
+    until(&server, &gauge, "the others stay", |n| n >= 12.0).await;
 
     // Reading again: what the socket held, then a delta from its last frame (or a keyframe),
     // everything applying to its replica; and it is back on the shared writer.
-    slow.frames(60).await;
+    slow.frames(60, false).await;
     let now = slow.last_tick.unwrap_or(0);
     assert!(
         now > stalled_at + 60,
         "it is live again, well past where it stalled (from {stalled_at} to {now})"
     );
-    shared_until(&server, "the caught-up spectator rejoins", |n| n >= 13.0).await;
-    slow.frames(10).await;
+    until(&server, &gauge, "the caught-up spectator rejoins", |n| {
+        n >= 13.0
+    })
+    .await;
+    slow.frames(10, false).await;
 
     let _ = stop.send(true);
     for bot in bots {
@@ -182,27 +276,41 @@ async fn spectators_share_a_writer_and_a_stalled_one_catches_up_and_rejoins() {
     }
     // Spectators that went away leave their shard at its next write.
     drop(slow);
-    shared_until(&server, "closed spectators leave", |n| n == 0.0).await;
-    assert_eq!(
-        server
-            .metric("tickwire_connections{transport=\"sse\",role=\"spectator\"}")
-            .await,
-        0.0
+    until(&server, &gauge, "closed spectators leave", |n| n == 0.0).await;
+    let connections = format!(
+        "tickwire_connections{{transport=\"{}\",role=\"spectator\"}}",
+        kind.path()
     );
+    assert_eq!(server.metric(&connections).await, 0.0);
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_a_stalled_spectator_catches_up_and_rejoins() {
+    a_stalled_spectator_catches_up_and_rejoins(Kind::Sse).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_a_stalled_spectator_catches_up_and_rejoins() {
+    a_stalled_spectator_catches_up_and_rejoins(Kind::Stream).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_spectators_get_chat_and_the_close_on_shutdown() {
     let server = TestServer::start(test_config()).await;
     let mut spectators = Vec::new();
-    for _ in 0..3 {
-        let mut s = RawSpectator::open(&server, 1 << 16).await;
-        s.frames(3).await;
+    for kind in [Kind::Sse, Kind::Stream, Kind::Sse, Kind::Stream] {
+        let mut s = RawSpectator::open(&server, kind, 1 << 16).await;
+        s.frames(3, false).await;
         spectators.push(s);
     }
-    shared_until(&server, "spectators join a shard", |n| n >= 3.0).await;
-    // A player speaks; every shared spectator gets the line before the frame it came with.
+    for kind in [Kind::Sse, Kind::Stream] {
+        until(&server, &kind.gauge(), "spectators join a shard", |n| {
+            n >= 2.0
+        })
+        .await;
+    }
+    // A player speaks; every shared spectator gets the line.
     let mut ws = connect(&server.ws_url("default", "")).await;
     send(&mut ws, &hello()).await;
     send(
@@ -213,26 +321,10 @@ async fn shared_spectators_get_chat_and_the_close_on_shutdown() {
     )
     .await;
     for s in &mut spectators {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = vec![0u8; 4096];
-        let mut seen = false;
-        while !seen {
-            assert!(Instant::now() < deadline, "no chat line");
-            while let Some(e) = s.parser.next_event().unwrap_or_else(|e| panic!("{e}")) {
-                if e.event == "chat" {
-                    let bytes = STANDARD.decode(&e.data).unwrap_or_else(|e| panic!("{e}"));
-                    let Ok(ServerMsg::Chat { text, .. }) = decode_server(&bytes) else {
-                        panic!("not chat")
-                    };
-                    assert_eq!(text, "hello shard");
-                    seen = true;
-                }
-            }
-            let n = s.read(&mut buf).await;
-            s.parser.feed(Bytes::copy_from_slice(&buf[..n]));
-        }
+        s.frames(1, true).await;
+        assert_eq!(s.chat, ["hello shard"], "{:?}", s.kind);
     }
-    // Shutdown: each gets the close event, then the end of the stream.
+    // Shutdown: each gets the close, then the end of the stream.
     let stopping = tokio::spawn(server.stop());
     for s in &mut spectators {
         let mut rest = Vec::new();
@@ -240,19 +332,16 @@ async fn shared_spectators_get_chat_and_the_close_on_shutdown() {
         read.await
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|e| panic!("{e}"));
-        s.parser.feed(Bytes::from(rest));
-        let mut close = None;
-        while let Some(e) = s.parser.next_event().unwrap_or_else(|e| panic!("{e}")) {
-            if e.event == "close" {
-                close = Some(e.data);
-            }
-        }
-        let data = close.unwrap_or_else(|| panic!("no close event"));
-        let bytes = STANDARD.decode(&data).unwrap_or_else(|e| panic!("{e}"));
-        let Ok(ServerMsg::Close { code, .. }) = decode_server(&bytes) else {
-            panic!("not a close")
-        };
-        assert_eq!(code, game_core::protocol::close::GOING_AWAY);
+        s.feed(&rest);
+        let close = s
+            .messages()
+            .into_iter()
+            .find_map(|m| match m {
+                ServerMsg::Close { code, .. } => Some(code),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no close for {:?}", s.kind));
+        assert_eq!(close, game_core::protocol::close::GOING_AWAY);
     }
     stopping.await.unwrap_or_else(|e| panic!("{e}"));
 }
