@@ -15,7 +15,7 @@
 
 use crate::App;
 use crate::api::AppError;
-use crate::follow::{Chunk, FollowQuery, Live, Next};
+use crate::follow::{self, Chunk, FollowQuery, Live, Next};
 use crate::hub::Member;
 use crate::metrics::{Rejection, Transport};
 use crate::render::Format;
@@ -82,14 +82,6 @@ impl Kind {
             Self::Sse => Some(sse::KEEPALIVE),
             Self::Stream => None,
         }
-    }
-}
-
-/// Waits until `at`, or forever when there is no `at`.
-pub async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -262,7 +254,7 @@ pub async fn serve_alone(app: &App, kind: Kind, mut conn: Counted, mut live: Liv
                     }
                 }
             }
-            _ = sleep_until_some(quiet_until) => {
+            _ = follow::sleep_until_some(quiet_until) => {
                 quiet_until = quiet(Instant::now());
                 let comment = kind.keepalive().unwrap_or_default();
                 if let Err(e) = write_within(&conn.tcp, comment, limit).await {

@@ -328,12 +328,7 @@ pub fn messages(
             if done {
                 return None;
             }
-            let quiet_spell = async {
-                match quiet {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let quiet_spell = sleep_until_some(quiet);
             tokio::select! {
                 next = live.opened.follower.next(&live.app.shutdown) => {
                     let (bytes, last) = render(&mut live, next);
@@ -367,6 +362,14 @@ impl Chunk {
             app.metrics
                 .frame_out(transport, self.bytes.len(), self.keyframe);
         }
+    }
+}
+
+/// Waits until `at`, or forever when there is no `at`.
+pub async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -171,7 +171,7 @@ async fn run(app: App, shard: Arc<Shard>, mut follower: Follower) {
     loop {
         let next = tokio::select! {
             next = follower.next(&app.shutdown) => next,
-            _ = direct::sleep_until_some(quiet_until) => {
+            _ = crate::follow::sleep_until_some(quiet_until) => {
                 quiet_until = quiet(Instant::now());
                 let cursor = lock(&shard.state).cursor;
                 let comment = Chunk {
