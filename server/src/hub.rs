@@ -204,7 +204,7 @@ async fn run(app: App, shard: Arc<Shard>, mut follower: Follower) {
 }
 
 impl Shard {
-    /// Writes `events` (the send at `tick`, or a keep-alive: `frame` false) to every member.
+    /// Writes `chunk` (the send at `tick`, or a keep-alive: `frame` false) to every member.
     /// Members that cannot take it at once go on alone; members that are gone are dropped.
     /// `false` when the shard is left empty and has closed.
     fn pass(&self, app: &App, room: &Room, tick: u32, chunk: &Chunk, frame: bool) -> bool {
@@ -253,7 +253,7 @@ impl Shard {
         !s.closed
     }
 
-    /// Sends the close event to every member and finishes each connection.
+    /// Sends the close (`chunk`) to every member and finishes each connection.
     fn close(&self, app: &App, chunk: &Chunk) {
         let members = {
             let mut s = lock(&self.state);
@@ -276,8 +276,8 @@ impl Shard {
     }
 }
 
-/// Serves `m` by itself from now on: the rest of the send at `tick` first, then its own
-/// follower from that send.
+/// Serves `seat`'s member by itself from now on: the `rest` of the send at `tick` first, then
+/// its own follower from that send.
 fn alone(app: &App, room: &Room, kind: Kind, seat: Seat, tick: u32, rest: Bytes) {
     let (app, room) = (app.clone(), room.clone());
     app.tracker.clone().spawn(async move {
