@@ -353,7 +353,69 @@ pub struct Chunk {
     pub keyframe: bool,
 }
 
+/// How a transport writes the pieces of a send, for [`Chunk::of`].
+pub trait Pieces {
+    /// The close message (`code`, `reason`).
+    fn close(&self, code: u16, reason: String) -> Bytes;
+    /// The frame for a client holding `from` (`ack`: its acknowledged input).
+    fn frame(
+        &self,
+        published: &Published,
+        payload: &Payload,
+        from: Option<&Snapshot>,
+        ack: u32,
+    ) -> Bytes;
+    /// One chat line.
+    fn chat(&self, line: &crate::fanout::ChatLine) -> Bytes;
+}
+
 impl Chunk {
+    /// `next` for one client (`ship`: a player's, for its ack) as `pieces` writes it: the chat
+    /// lines it has not had, then the frame — or the close, which ends the stream.
+    pub fn of(next: Next, ship: Option<NetId>, pieces: &impl Pieces) -> Self {
+        if let Some((code, reason)) = next.close() {
+            return Self {
+                bytes: pieces.close(code, reason),
+                last: true,
+                keyframe: false,
+            };
+        }
+        let Next::Frame {
+            published,
+            payload,
+            from,
+            chat_from,
+        } = next
+        else {
+            return Self {
+                bytes: Bytes::new(),
+                last: true,
+                keyframe: false,
+            };
+        };
+        let ack = ship.map_or(0, |s| published.ack_for(s));
+        let keyframe = payload.base.is_none();
+        let frame = pieces.frame(&published, &payload, from.as_deref(), ack);
+        let chat = &published.chat[chat_from..];
+        if chat.is_empty() {
+            return Self {
+                bytes: frame,
+                last: false,
+                keyframe,
+            };
+        }
+        let mut out = bytes::BytesMut::new();
+        for line in chat {
+            out.extend_from_slice(&pieces.chat(line));
+        }
+        out.extend_from_slice(&frame);
+        Self {
+            bytes: out.freeze(),
+            last: false,
+            keyframe,
+        }
+    }
+
     /// Counts them as written to one client over `transport`.
     pub fn count(&self, app: &crate::App, transport: Transport) {
         if self.last {

@@ -22,6 +22,7 @@
 
 use crate::App;
 use crate::api::AppError;
+use crate::fanout::{ChatLine, Payload, Published};
 use crate::follow::{self, Chunk, FollowQuery, Live, Next};
 use crate::metrics::Transport;
 use crate::render::{self, Format};
@@ -33,8 +34,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use game_core::NetId;
 use game_core::protocol::ServerMsg;
+use game_core::{NetId, Snapshot};
 use std::time::Duration;
 
 /// The response head fields of an event stream.
@@ -114,64 +115,49 @@ fn next_events(live: &mut Live, next: Next) -> (Bytes, bool) {
 /// One send's events for a client in `format` (`ship`: a player's, for its ack) — chat lines,
 /// then the frame — or the close event that ends the stream.
 pub fn render(format: Format, ship: Option<NetId>, next: Next) -> Chunk {
-    if let Some((code, reason)) = next.close() {
-        let msg = render::message(&ServerMsg::Close { code, reason }, format);
+    Chunk::of(next, ship, &Events(format))
+}
+
+/// SSE's pieces: events, their data base64 (binary) or JSON.
+struct Events(Format);
+
+impl follow::Pieces for Events {
+    fn close(&self, code: u16, reason: String) -> Bytes {
+        let msg = render::message(&ServerMsg::Close { code, reason }, self.0);
         let mut out = BytesMut::new();
-        event(&mut out, None, "close", &data(&msg, format));
-        return Chunk {
-            bytes: out.freeze(),
-            last: true,
-            keyframe: false,
-        };
+        event(&mut out, None, "close", &data(&msg, self.0));
+        out.freeze()
     }
-    let Next::Frame {
-        published,
-        payload,
-        from,
-        chat_from,
-    } = next
-    else {
-        return Chunk {
-            bytes: Bytes::new(),
-            last: true,
-            keyframe: false,
-        };
-    };
-    let ack = ship.map_or(0, |s| published.ack_for(s));
-    let keyframe = payload.base.is_none();
-    let frame = match format {
-        // For spectators on the shared path the whole event is built once per send.
-        Format::Binary => published.frame_sse(&payload, ack),
-        Format::Json => {
-            let json = render::frame(&published, &payload, from.as_deref(), ack, format);
-            let mut out = BytesMut::new();
-            event(&mut out, Some(published.tick), "frame", &json);
-            out.freeze()
+
+    fn frame(
+        &self,
+        published: &Published,
+        payload: &Payload,
+        from: Option<&Snapshot>,
+        ack: u32,
+    ) -> Bytes {
+        match self.0 {
+            // For spectators on the shared path the whole event is built once per send.
+            Format::Binary => published.frame_sse(payload, ack),
+            Format::Json => {
+                let json = render::frame(published, payload, from, ack, self.0);
+                let mut out = BytesMut::new();
+                event(&mut out, Some(published.tick), "frame", &json);
+                out.freeze()
+            }
         }
-    };
-    let chat = &published.chat[chat_from..];
-    if chat.is_empty() {
-        return Chunk {
-            bytes: frame,
-            last: false,
-            keyframe,
-        };
     }
-    // Chat events carry no `id:`, so Last-Event-ID stays the last frame's tick.
-    let mut out = BytesMut::new();
-    for line in chat {
+
+    /// Chat events carry no `id:`, so Last-Event-ID stays the last frame's tick.
+    fn chat(&self, line: &ChatLine) -> Bytes {
+        let mut out = BytesMut::new();
         event(
             &mut out,
             None,
             "chat",
-            &data(&render::chat(line, format), format),
+            &data(&render::chat(line, self.0), self.0),
         );
-    }
-    out.put_slice(&frame);
-    Chunk {
-        bytes: out.freeze(),
-        last: false,
-        keyframe,
+        out.freeze()
     }
 }
 

@@ -12,6 +12,7 @@
 
 use crate::App;
 use crate::api::AppError;
+use crate::fanout::{ChatLine, Payload, Published};
 use crate::follow::{self, Chunk, FollowQuery, Live, Next};
 use crate::metrics::Transport;
 use crate::render::{self, Format};
@@ -21,8 +22,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use game_core::NetId;
 use game_core::protocol::ServerMsg;
+use game_core::{NetId, Snapshot};
 
 /// `GET /api/rooms/{id}/stream`.
 pub async fn stream(
@@ -73,50 +74,35 @@ fn next_chunk(live: &mut Live, next: Next) -> (Bytes, bool) {
 /// One send's records for a client in `format` (`ship`: a player's, for its ack) — chat lines,
 /// then the frame — or the close record that ends the stream.
 pub fn render(format: Format, ship: Option<NetId>, next: Next) -> Chunk {
-    if let Some((code, reason)) = next.close() {
-        let msg = render::message(&ServerMsg::Close { code, reason }, format);
-        return Chunk {
-            bytes: chunk(&msg, format),
-            last: true,
-            keyframe: false,
-        };
+    Chunk::of(next, ship, &Records(format))
+}
+
+/// Streaming's pieces: length-prefixed records (binary) or JSON lines.
+struct Records(Format);
+
+impl follow::Pieces for Records {
+    fn close(&self, code: u16, reason: String) -> Bytes {
+        chunk(
+            &render::message(&ServerMsg::Close { code, reason }, self.0),
+            self.0,
+        )
     }
-    let Next::Frame {
-        published,
-        payload,
-        from,
-        chat_from,
-    } = next
-    else {
-        return Chunk {
-            bytes: Bytes::new(),
-            last: true,
-            keyframe: false,
-        };
-    };
-    let ack = ship.map_or(0, |s| published.ack_for(s));
-    let keyframe = payload.base.is_none();
-    let frame = chunk(
-        &render::frame(&published, &payload, from.as_deref(), ack, format),
-        format,
-    );
-    let chat = &published.chat[chat_from..];
-    if chat.is_empty() {
-        return Chunk {
-            bytes: frame,
-            last: false,
-            keyframe,
-        };
+
+    fn frame(
+        &self,
+        published: &Published,
+        payload: &Payload,
+        from: Option<&Snapshot>,
+        ack: u32,
+    ) -> Bytes {
+        chunk(
+            &render::frame(published, payload, from, ack, self.0),
+            self.0,
+        )
     }
-    let mut out = Vec::new();
-    for line in chat {
-        out.extend_from_slice(&chunk(&render::chat(line, format), format));
-    }
-    out.extend_from_slice(&frame);
-    Chunk {
-        bytes: Bytes::from(out),
-        last: false,
-        keyframe,
+
+    fn chat(&self, line: &ChatLine) -> Bytes {
+        chunk(&render::chat(line, self.0), self.0)
     }
 }
 
