@@ -309,13 +309,13 @@ pub fn open_live(
     })
 }
 
-/// The body of a live follower: `first`, then one chunk per [`Next`] as `render` makes it (a
-/// send's chat lines and frame together, or the close, after which `render` says it was the
-/// last), and `keepalive` whenever that long has passed without a chunk.
+/// The body of a live follower through hyper: `first`, then one chunk per [`Next`] as `kind`
+/// renders it (a send's chat lines and frame together, or the close, which is the last), and
+/// `keepalive` whenever that long has passed without a chunk.
 pub fn messages(
     live: Live,
     first: Bytes,
-    render: fn(&mut Live, Next) -> (Bytes, bool),
+    kind: crate::direct::Kind,
     keepalive: Option<(Duration, &'static [u8])>,
 ) -> impl futures_util::Stream<Item = Bytes> + Send {
     let quiet_until = move |now: Instant| keepalive.map(|(every, _)| now + every);
@@ -331,7 +331,9 @@ pub fn messages(
             let quiet_spell = sleep_until_some(quiet);
             tokio::select! {
                 next = live.opened.follower.next(&live.app.shutdown) => {
-                    let (bytes, last) = render(&mut live, next);
+                    let chunk = kind.render(live.opened.format, live.opened.ship, next);
+                    chunk.count(&live.app, kind.transport());
+                    let (bytes, last) = (chunk.bytes, chunk.last);
                     Some((bytes, (live, None, quiet_until(Instant::now()), last)))
                 }
                 _ = quiet_spell => {

@@ -88,7 +88,12 @@ pub const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 pub fn events(live: Live) -> impl Stream<Item = Bytes> + Send {
     let keepalive = Duration::from_secs(live.app.cfg.sse_keepalive_secs);
     let first = first(&live);
-    follow::messages(live, first, next_events, Some((keepalive, KEEPALIVE)))
+    follow::messages(
+        live,
+        first,
+        crate::direct::Kind::Sse,
+        Some((keepalive, KEEPALIVE)),
+    )
 }
 
 /// What a stream starts with: the `retry:` hint and the welcome.
@@ -104,12 +109,6 @@ pub fn first(live: &Live) -> Bytes {
         &data(&render::message(&welcome, format), format),
     );
     first.freeze()
-}
-
-fn next_events(live: &mut Live, next: Next) -> (Bytes, bool) {
-    let c = render(live.opened.format, live.opened.ship, next);
-    c.count(&live.app, Transport::Sse);
-    (c.bytes, c.last)
 }
 
 /// One send's events for a client in `format` (`ship`: a player's, for its ack) — chat lines,

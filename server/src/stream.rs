@@ -34,7 +34,7 @@ pub async fn stream(
     let live = open(&app, &id, &q)?;
     let first = first(&live);
     let content_type = content_type(live.opened.format);
-    let chunks = follow::messages(live, first, next_chunk, None);
+    let chunks = follow::messages(live, first, crate::direct::Kind::Stream, None);
     let body = Body::from_stream(chunks.map(Ok::<_, std::convert::Infallible>));
     let headers = [
         (header::CONTENT_TYPE, content_type),
@@ -63,12 +63,6 @@ pub fn first(live: &Live) -> Bytes {
     let opened = &live.opened;
     let welcome = render::welcome(opened.follower.room(), opened.ship.unwrap_or(0));
     chunk(&render::message(&welcome, opened.format), opened.format)
-}
-
-fn next_chunk(live: &mut Live, next: Next) -> (Bytes, bool) {
-    let c = render(live.opened.format, live.opened.ship, next);
-    c.count(&live.app, Transport::Stream);
-    (c.bytes, c.last)
 }
 
 /// One send's records for a client in `format` (`ship`: a player's, for its ack) — chat lines,
