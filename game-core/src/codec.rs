@@ -147,11 +147,25 @@ pub fn encode_frame(
     out: &mut Vec<u8>,
 ) {
     out.reserve(delta.len() + 24);
+    encode_frame_head(tick, base, checksum, ack, delta.len(), out);
+    out.extend_from_slice(delta);
+}
+
+/// Appends what [`encode_frame`] writes before the payload: with the `delta_len` bytes of the
+/// payload after it, a whole `ServerMsg::Frame`. Lets a writer send the head and a shared
+/// payload without copying the payload.
+pub fn encode_frame_head(
+    tick: u32,
+    base: Option<u32>,
+    checksum: u32,
+    ack: u32,
+    delta_len: usize,
+    out: &mut Vec<u8>,
+) {
     encode_into(
-        &(FRAME_VARIANT, tick, base, checksum, ack, delta.len() as u64),
+        &(FRAME_VARIANT, tick, base, checksum, ack, delta_len as u64),
         out,
     );
-    out.extend_from_slice(delta);
 }
 
 #[cfg(test)]

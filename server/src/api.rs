@@ -186,6 +186,16 @@ impl AppError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
+    /// 426 for a request to a WebSocket endpoint that is not a valid upgrade, saying what is
+    /// wrong with it.
+    pub fn not_an_upgrade(why: &str) -> Self {
+        Self::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "websocket_upgrade_required",
+            format!("this endpoint speaks WebSocket (RFC 6455, version 13): {why}"),
+        )
+    }
+
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,

@@ -204,6 +204,19 @@ impl Published {
         build()
     }
 
+    /// What goes before `payload` in this send's frame for a client with `ack`: a writer that
+    /// sends the shared payload after it needs no copy of it.
+    pub fn frame_head(&self, payload: &Payload, ack: u32, out: &mut Vec<u8>) {
+        codec::encode_frame_head(
+            self.tick,
+            payload.base,
+            self.checksum,
+            ack,
+            payload.bytes.len(),
+            out,
+        );
+    }
+
     fn build_frame(&self, payload: &Payload, ack: u32) -> Bytes {
         let mut out = Vec::with_capacity(payload.bytes.len() + 20);
         codec::encode_frame(

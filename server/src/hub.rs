@@ -56,7 +56,7 @@ struct Shard {
     state: Mutex<ShardState>,
 }
 
-/// A member in a shard, counted in `tickwire_shared_spectators` while it is there.
+/// A member in a shard, counted in `tickwire_shared_connections` while it is there.
 struct Seat {
     member: Member,
     _count: SeatCount,

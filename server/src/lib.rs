@@ -8,7 +8,8 @@
 //! - [`config`]: settings and limits. [`metrics`]: counters and `/metrics`.
 //! - [`registry`] and [`room`]: rooms and their tick loop. [`fanout`]: frames for each client.
 //! - [`follow`]: the pull loop every transport shares; [`render`]: binary records and JSON.
-//! - [`ws`]: WebSocket players and spectators; [`sse`], [`stream`], [`poll`]: the HTTP push
+//! - [`ws`]: WebSocket players and spectators, on sockets of their own ([`ws_link`]) that a
+//!   shared writer sends to ([`ws_hub`]); [`sse`], [`stream`], [`poll`]: the HTTP push
 //!   techniques; [`http_player`]: joining and sending input without WebSocket.
 //! - [`chat`]: room chat lines in.
 //! - [`api`]: the JSON API. [`stats`]: live figures once a second for `/dashboard`.
@@ -33,6 +34,8 @@ pub mod sse;
 pub mod stats;
 pub mod stream;
 pub mod ws;
+pub mod ws_hub;
+pub mod ws_link;
 
 pub use config::{Config, Flags};
 

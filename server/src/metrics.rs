@@ -231,12 +231,12 @@ impl Metrics {
         }
     }
 
-    /// Counts spectators joining (`1`) or leaving (`-1`) a room's shared writer.
+    /// Counts connections joining (`1`) or leaving (`-1`) a room's shared writer.
     pub fn shared(&self, t: Transport, delta: i64) {
         self.shared[t as usize].fetch_add(delta, Relaxed);
     }
 
-    /// Spectators over `t` a shared writer serves now.
+    /// Connections over `t` a shared writer serves now.
     pub fn shared_now(&self, t: Transport) -> i64 {
         self.shared[t as usize].load(Relaxed)
     }
@@ -245,6 +245,15 @@ impl Metrics {
     pub fn frames_out_n(&self, t: Transport, n: usize, bytes: usize, keyframe: bool) {
         self.frames_out[t as usize].fetch_add(n as u64, Relaxed);
         self.bytes_out[t as usize].fetch_add((n * bytes) as u64, Relaxed);
+        if keyframe {
+            self.keyframes_out.fetch_add(n as u64, Relaxed);
+        }
+    }
+
+    /// Counts `n` frames sent to as many clients, `bytes` in all.
+    pub fn frames_out_bytes(&self, t: Transport, n: usize, bytes: usize, keyframe: bool) {
+        self.frames_out[t as usize].fetch_add(n as u64, Relaxed);
+        self.bytes_out[t as usize].fetch_add(bytes as u64, Relaxed);
         if keyframe {
             self.keyframes_out.fetch_add(n as u64, Relaxed);
         }
@@ -393,14 +402,14 @@ impl Metrics {
         }
         metric(
             w,
-            "tickwire_shared_spectators",
+            "tickwire_shared_connections",
             "gauge",
-            "Spectators served by their room's shared writer, by transport (the other connections are served each by its own task).",
+            "Connections whose frames their room's shared writer sends, by transport (the others are sent each by its own task).",
         );
-        for t in [Transport::Sse, Transport::Stream] {
+        for t in [Transport::Ws, Transport::Sse, Transport::Stream] {
             let _ = writeln!(
                 w,
-                "tickwire_shared_spectators{{transport=\"{}\"}} {}",
+                "tickwire_shared_connections{{transport=\"{}\"}} {}",
                 t.as_str(),
                 self.shared_now(t)
             );
@@ -584,7 +593,7 @@ mod tests {
             "tickwire_tick_duration_seconds_count 2",
             "tickwire_tick_overruns_total 1",
             "tickwire_connections{transport=\"ws\",role=\"player\"} 1",
-            "tickwire_shared_spectators{transport=\"sse\"} 0",
+            "tickwire_shared_connections{transport=\"sse\"} 0",
             "tickwire_frames_out_total{transport=\"ws\"} 1",
             "tickwire_bytes_out_total{transport=\"ws\"} 100",
             "tickwire_rejections_total{reason=\"bad_token\"} 1",

@@ -180,6 +180,8 @@ struct RoomShared {
     closed: CancellationToken,
     /// Its up-to-date SSE spectators, written to together.
     hub: crate::hub::Hub,
+    /// Its up-to-date WebSocket sessions, written to together.
+    ws_hub: crate::ws_hub::WsHub,
 }
 
 impl Room {
@@ -231,6 +233,11 @@ impl Room {
     /// Its shared writers for SSE spectators.
     pub fn hub(&self) -> &crate::hub::Hub {
         &self.inner.hub
+    }
+
+    /// Its shared writers for WebSocket sessions.
+    pub fn ws_hub(&self) -> &crate::ws_hub::WsHub {
+        &self.inner.ws_hub
     }
 
     /// Whether the room's task has ended.

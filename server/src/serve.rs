@@ -57,10 +57,7 @@ pub async fn serve(listener: TcpListener, router: Router, app: App, gate: Arc<Ga
         let (router, http, app) = (router.clone(), http.clone(), app.clone());
         app.tracker.clone().spawn(async move {
             // SSE and streaming clients are served on the socket itself (see `direct`).
-            let conn = Counted {
-                tcp,
-                _ticket: ticket,
-            };
+            let conn = Counted::new(tcp, ticket);
             let Some(conn) = crate::direct::direct(conn, &app).await else {
                 return;
             };
@@ -163,6 +160,22 @@ pub struct Counted {
     /// The socket.
     pub tcp: TcpStream,
     _ticket: crate::limits::Ticket,
+}
+
+impl Counted {
+    /// `tcp`, holding its place through `ticket`.
+    pub(crate) fn new(tcp: TcpStream, ticket: crate::limits::Ticket) -> Self {
+        Self {
+            tcp,
+            _ticket: ticket,
+        }
+    }
+}
+
+impl std::fmt::Debug for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counted").field("tcp", &self.tcp).finish()
+    }
 }
 
 impl tokio::io::AsyncRead for Counted {

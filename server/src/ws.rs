@@ -1,10 +1,13 @@
 //! WebSocket sessions: players (`GET /api/rooms/{id}/ws`) and spectators (`?spectate=1`).
 //!
-//! One task per connection. It reads the `Hello`, joins or resumes through the room, sends the
-//! `Welcome`, then loops: whenever the room publishes, it sends the newest frame (a small header
-//! with this player's acknowledged input sequence in front of the room's shared delta); whenever
-//! the client speaks, it forwards inputs to the room's bounded per-player queue. A slow reader
-//! blocks only its own task, which then skips to the newest send — conflation, no queue.
+//! The upgrade is answered here, and the session owns the socket after it ([`crate::ws_link`]).
+//! One task per connection reads the `Hello`, joins or resumes through the room, sends the
+//! `Welcome`, then loops: it forwards the client's inputs to the room's bounded per-player
+//! queue, pings, and sends the room's frames (a small header with this player's acknowledged
+//! input sequence in front of the room's shared delta) — itself while it is behind, and through
+//! its room's shared writer ([`crate::ws_hub`]) once caught up. A slow reader holds up only its
+//! own socket, whose frames go back to its task, which skips to the newest send — conflation,
+//! no queue.
 //!
 //! Every way out ends with a close frame that has a [`close`] code and a reason.
 
@@ -14,15 +17,23 @@ use crate::follow::{Follower, Next, Presence};
 use crate::limits::{InputBudget, Verdict};
 use crate::metrics::{Rejection, Role, Transport};
 use crate::room::{JoinError, Joined, Room};
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use crate::serve::Counted;
+use crate::ws_link::{self, Io, Link, Seat};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use game_core::codec::{self, CodecError};
 use game_core::protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, close};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocket, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
 
 /// Query string of the WebSocket endpoint.
 #[derive(Debug, Deserialize)]
@@ -37,10 +48,17 @@ pub async fn upgrade(
     Path(id): Path<String>,
     Query(q): Query<WsQuery>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    ws: WebSocketUpgrade,
+    mut req: Request,
 ) -> Response {
     let Some(room) = app.registry.get(&id) else {
         return AppError::room_not_found(&id).into_response();
+    };
+    let accept = match accept_key(req.headers()) {
+        Ok(key) => key,
+        Err(why) => return AppError::not_an_upgrade(why).into_response(),
+    };
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return AppError::not_an_upgrade("this connection cannot be upgraded").into_response();
     };
     let role = match q.spectate.as_deref() {
         Some("1" | "true" | "") => Role::Spectator,
@@ -55,23 +73,62 @@ pub async fn upgrade(
         app.metrics.reject(Rejection::TooManyConnections);
         return AppError::too_many_connections().into_response();
     };
-    let limit = app.cfg.max_message_bytes;
     let tracker = app.tracker.clone();
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
-        // tungstenite zero-fills its read buffer before every read, including the one that
-        // finds nothing: its 128 KiB default cost 44 % of server CPU at 1,000 players, and 4 KiB
-        // still 2 %. Inputs are a few dozen bytes, and a message of the most a client may send
-        // (1 KiB) takes two reads of 512.
-        .read_buffer_size(512)
-        .write_buffer_size(16 * 1024)
-        .max_write_buffer_size(codec::SERVER_MSG_LIMIT + 64 * 1024)
-        .on_upgrade(move |socket| {
-            tracker.track_future(async move {
-                let _permit = permit;
-                Session::new(app, room, role, socket).run().await;
-            })
+    tracker.spawn(async move {
+        let _permit = permit;
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket upgrade failed");
+                return;
+            }
+        };
+        // The connection is the accept loop's `Counted` socket; from here the session owns it,
+        // with whatever the client sent after its request (a `Hello` may come in the same write).
+        match upgraded.downcast::<TokioIo<Counted>>() {
+            Ok(parts) => {
+                let conn = parts.io.into_inner();
+                Session::new(app, room, role, conn, parts.read_buf)
+                    .run()
+                    .await;
+            }
+            Err(_) => tracing::error!("an upgraded connection is not a served socket"),
+        }
+    });
+    let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    res
+}
+
+/// The `Sec-WebSocket-Accept` answer to a valid upgrade request, or what is wrong with it.
+fn accept_key(headers: &HeaderMap) -> Result<HeaderValue, &'static str> {
+    let has_token = |name, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
+    };
+    if !has_token(header::CONNECTION, "upgrade") {
+        return Err("the request's Connection header does not ask for an upgrade");
+    }
+    if !has_token(header::UPGRADE, "websocket") {
+        return Err("the request's Upgrade header does not name websocket");
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return Err("Sec-WebSocket-Version must be 13");
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return Err("the request has no Sec-WebSocket-Key");
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    HeaderValue::from_str(&accept).map_err(|_| "Sec-WebSocket-Key is not valid")
 }
 
 /// Why a session ends: the close frame it gets.
@@ -94,21 +151,64 @@ impl Close {
     }
 }
 
+/// tungstenite's protocol engine over a session's link.
+struct Socket(WebSocket<Io>);
+
+impl Socket {
+    /// The next thing the client sent: `None` when it is gone. Cancel safe: what has arrived
+    /// stays in tungstenite's buffer.
+    async fn recv(&mut self) -> Option<tungstenite::Result<Message>> {
+        loop {
+            match self.0.read() {
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return None;
+                }
+                r => return Some(r),
+            }
+            if self.0.get_ref().link().tcp().readable().await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
 struct Session {
     app: App,
     room: Room,
     role: Role,
-    socket: WebSocket,
+    link: Arc<Link>,
+    socket: Socket,
     started: Instant,
     budget: InputBudget,
     chat: crate::limits::Budget,
 }
 
 impl Session {
-    fn new(app: App, room: Room, role: Role, socket: WebSocket) -> Self {
+    fn new(app: App, room: Room, role: Role, conn: Counted, early: bytes::Bytes) -> Self {
+        let limit = app.cfg.max_message_bytes;
+        // A client that does not read holds at most a frame and this much besides.
+        let link = Arc::new(Link::new(conn, codec::SERVER_MSG_LIMIT + 64 * 1024));
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(limit))
+            .max_frame_size(Some(limit))
+            // tungstenite zero-fills its read buffer before every read, including the one that
+            // finds nothing: its 128 KiB default cost 44 % of server CPU at 1,000 players, and
+            // 4 KiB still 2 %. Inputs are a few dozen bytes, and a message of the most a client
+            // may send (1 KiB) takes two reads of 512.
+            .read_buffer_size(512)
+            // Writes go straight to the link, which keeps what the socket does not take.
+            .write_buffer_size(0);
+        let io = Io::new(link.clone(), early);
+        let socket = Socket(WebSocket::from_raw_socket(
+            io,
+            tungstenite::protocol::Role::Server,
+            Some(config),
+        ));
         Self {
             room,
             role,
+            link,
             socket,
             started: Instant::now(),
             budget: InputBudget::new(app.cfg.input_rate()),
@@ -132,27 +232,41 @@ impl Session {
                 .then(|| Close::new(close::GOING_AWAY, "the server is shutting down"))
         });
         drop(presence);
-        if let Some(Close(code, reason)) = outcome {
+        // Frames stop here, whoever was sending them: a shard drops the session at its next
+        // send.
+        self.link.lock().seat = Seat::Own;
+        let ws = &mut self.socket;
+        let link = &self.link;
+        // The closing handshake: send ours, then read until the client's close (or EOF), so
+        // the socket is not dropped with unread data — which would reset it and could lose the
+        // close frame on its way. When the client closed first, this sends tungstenite's
+        // answer. Bounded: a client that never answers costs a second.
+        let frame = outcome.map(|Close(code, reason)| {
             tracing::debug!(room = %self.room.id(), code, reason, "closing websocket");
-            let frame = CloseFrame {
-                code,
+            CloseFrame {
+                code: CloseCode::from(code),
                 reason: reason.into(),
-            };
-            // The closing handshake: send ours, then read until the client's close (or EOF), so
-            // the socket is not dropped with unread data — which would reset it and could lose
-            // the close frame on its way. Bounded: a client that never answers costs a second.
-            let socket = &mut self.socket;
-            let _ = tokio::time::timeout(Duration::from_secs(1), async move {
-                socket.send(Message::Close(Some(frame))).await?;
-                while let Some(msg) = socket.recv().await {
-                    if matches!(msg?, Message::Close(_)) {
-                        break;
-                    }
+            }
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(1), async move {
+            if let Some(frame) = frame {
+                ws.0.close(Some(frame)).map_err(std::io::Error::other)?;
+            } else {
+                ws.0.flush().map_err(std::io::Error::other)?;
+            }
+            loop {
+                while !link.flush()? {
+                    link.tcp().writable().await?;
                 }
-                Ok::<(), axum::Error>(())
-            })
-            .await;
-        }
+                if !matches!(ws.recv().await, Some(Ok(_))) {
+                    break;
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+        // The client sees the end now, not when a shard lets go of the link.
+        self.link.shutdown();
     }
 
     /// The whole session; `Some` is the close frame to send, `None` a client already gone.
@@ -227,7 +341,7 @@ impl Session {
                 .load(std::sync::atomic::Ordering::Relaxed),
             arena: self.room.arena().clone(),
         };
-        self.send(codec::encode_server(&welcome)).await?;
+        self.send(codec::encode_server(&welcome))?;
         // A cursor ahead of the room is the client's mistake; a keyframe puts it right.
         let ship = joined.as_ref().map(|j| j.ship);
         let follower = Follower::new(self.room.clone(), last_tick, ship)
@@ -240,13 +354,19 @@ impl Session {
         close
     }
 
-    /// Frames out, messages in, pings, until something ends the session.
-    async fn stream(&mut self, joined: Option<&Joined>, mut follower: Follower) -> Option<Close> {
+    /// Frames out, messages in, pings, until something ends the session. The frames come from
+    /// `follower` while the session sends them itself, and from a shard of the room's shared
+    /// writer while it is caught up (`own` is `None` then).
+    async fn stream(&mut self, joined: Option<&Joined>, follower: Follower) -> Option<Close> {
         let ping_every = Duration::from_secs(self.app.cfg.ping_interval_secs);
         let idle_after = Duration::from_secs(self.app.cfg.idle_timeout_secs);
+        let write_limit = Duration::from_secs(self.app.cfg.write_timeout_secs);
         let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         let mut last_heard = Instant::now();
         let replaced = joined.map(|j| j.replaced.clone()).unwrap_or_default();
+        let ship = joined.map(|j| j.ship);
+        let link = self.link.clone();
+        let mut own = Some(follower);
         // Made once, not on every pass: each is a waiter on its token, and this loop turns for
         // every frame and every message (the profile showed them, BENCHMARKS.md).
         let stop = self.app.shutdown.clone();
@@ -254,6 +374,7 @@ impl Session {
         let taken_over = replaced.cancelled();
         tokio::pin!(shutdown, taken_over);
         loop {
+            let stuck = link.stuck_since();
             tokio::select! {
                 biased;
                 _ = &mut shutdown => {
@@ -262,15 +383,52 @@ impl Session {
                 _ = &mut taken_over => {
                     return Some(Close::new(close::REPLACED, "this session was resumed by another connection"));
                 }
-                next = follower.next(&self.app.shutdown) => match next {
+                _ = link.handed_back(), if own.is_none() => {
+                    let seat = link.lock().seat;
+                    if let Seat::Returned(tick) = seat {
+                        link.lock().seat = Seat::Own;
+                        own = Some(
+                            Follower::new(self.room.clone(), Some(tick), ship)
+                                .or_else(|_| Follower::new(self.room.clone(), None, ship))
+                                .ok()?,
+                        );
+                    }
+                }
+                r = link.tcp().writable(), if stuck.is_some() => {
+                    if r.is_err() || link.flush().is_err() {
+                        return None;
+                    }
+                }
+                _ = tokio::time::sleep_until(stuck.unwrap_or_else(Instant::now) + write_limit), if stuck.is_some() => {
+                    self.app.metrics.reject(Rejection::WriteTimeout);
+                    tracing::debug!(room = %self.room.id(), "client did not take a frame in time");
+                    return None;
+                }
+                next = next_of(own.as_mut(), &self.app.shutdown), if stuck.is_none() => match next {
                     Next::Frame { published, payload, chat_from, .. } => {
+                        let mut out = Vec::new();
                         for line in &published.chat[chat_from..] {
-                            self.send(codec::encode_server(&crate::render::chat_msg(line))).await?;
+                            ws_link::binary_message(
+                                &codec::encode_server(&crate::render::chat_msg(line)),
+                                &mut out,
+                            );
                         }
-                        let bytes = published.frame_bytes(&payload, follower.ack(&published));
-                        let len = bytes.len();
-                        self.send_raw(Message::Binary(bytes)).await?;
+                        let ack = ship.map_or(0, |s| published.ack_for(s));
+                        ws_link::frame_head(&published, &payload, ack, &mut out);
+                        let clear = {
+                            let mut wire = link.lock();
+                            link.write(&mut wire, &[&out, &payload.bytes]).ok()?
+                        };
+                        let len = out.len() + payload.bytes.len();
                         self.app.metrics.frame_out(Transport::Ws, len, payload.base.is_none());
+                        // Caught up, with nothing on its way: a shard sends from here on.
+                        if let Some(f) = own.as_ref()
+                            && clear
+                            && !f.ready()
+                            && self.room.ws_hub().join(&self.app, &self.room, published.tick, &link, ship)
+                        {
+                            own = None;
+                        }
                     }
                     Next::Closed(code, reason) => return Some(Close::new(code, reason)),
                     Next::Shutdown => {
@@ -283,7 +441,7 @@ impl Session {
                         Ok(msg) => msg,
                         Err(close) => return Some(close),
                     };
-                    if let Some(close) = self.handle(msg, joined).await? {
+                    if let Some(close) = self.handle(msg, joined)? {
                         return Some(close);
                     }
                 }
@@ -293,14 +451,14 @@ impl Session {
                         return Some(Close::new(close::IDLE_TIMEOUT, "nothing heard from the client for too long"));
                     }
                     let nanos = self.started.elapsed().as_nanos() as u64;
-                    self.send_raw(Message::Ping(nanos.to_le_bytes().to_vec().into())).await?;
+                    self.control(Message::Ping(nanos.to_le_bytes().to_vec().into()))?;
                 }
             }
         }
     }
 
     /// Handles one client message; `Some(Some(close))` ends the session.
-    async fn handle(&mut self, msg: ClientMsg, joined: Option<&Joined>) -> Option<Option<Close>> {
+    fn handle(&mut self, msg: ClientMsg, joined: Option<&Joined>) -> Option<Option<Close>> {
         match msg {
             ClientMsg::Input { seq, input } => {
                 let Some(j) = joined else {
@@ -347,8 +505,7 @@ impl Session {
                     .stats()
                     .tick
                     .load(std::sync::atomic::Ordering::Relaxed);
-                self.send(codec::encode_server(&ServerMsg::Pong { id, tick }))
-                    .await?;
+                self.send(codec::encode_server(&ServerMsg::Pong { id, tick }))?;
             }
             // The server measures round trips with WebSocket pings; an app-level Pong is fine.
             ClientMsg::Pong { .. } => {}
@@ -370,7 +527,7 @@ impl Session {
                         name: "server".to_owned(),
                         text: why,
                     };
-                    self.send(codec::encode_server(&notice)).await?;
+                    self.send(codec::encode_server(&notice))?;
                 }
             }
             ClientMsg::Leave => return Some(Some(Close::new(close::NORMAL, "left the room"))),
@@ -389,7 +546,7 @@ impl Session {
     /// `None` when the client is gone. Control frames come back as a harmless `Pong`.
     fn decode(
         &mut self,
-        msg: Option<Result<Message, axum::Error>>,
+        msg: Option<tungstenite::Result<Message>>,
     ) -> Option<Result<ClientMsg, Close>> {
         let bad = |app: &App, why, code, reason: String| {
             app.metrics.reject(why);
@@ -416,52 +573,45 @@ impl Session {
             ),
             Ok(Message::Ping(_) | Message::Pong(_)) => Some(Ok(ClientMsg::Pong { id: 0 })),
             Ok(Message::Close(_)) => None,
+            Ok(Message::Frame(_)) => Some(Ok(ClientMsg::Pong { id: 0 })),
+            // tungstenite refuses oversized messages and frames while reading them.
+            Err(tungstenite::Error::Capacity(e)) => {
+                tracing::debug!(error = %e, "websocket message too big");
+                bad(
+                    &self.app,
+                    Rejection::TooBig,
+                    close::TOO_BIG,
+                    format!(
+                        "message larger than {} bytes",
+                        self.app.cfg.max_message_bytes
+                    ),
+                )
+            }
             Err(e) => {
-                // tungstenite refuses oversized messages and frames while reading them.
-                let text = e.to_string();
-                if text.contains("too long")
-                    || text.contains("too big")
-                    || text.contains("Space limit")
-                {
-                    bad(
-                        &self.app,
-                        Rejection::TooBig,
-                        close::TOO_BIG,
-                        format!(
-                            "message larger than {} bytes",
-                            self.app.cfg.max_message_bytes
-                        ),
-                    )
-                } else {
-                    tracing::debug!(error = %e, "websocket read failed");
-                    None
-                }
+                tracing::debug!(error = %e, "websocket read failed");
+                None
             }
         }
     }
 
-    async fn send(&mut self, bytes: Vec<u8>) -> Option<()> {
-        let len = bytes.len();
-        self.send_raw(Message::Binary(bytes.into())).await?;
-        self.app.metrics.bytes_out(Transport::Ws, len);
+    /// Sends one message of ours, framed here like the frames (tungstenite frames only control
+    /// messages, so its buffers stay small); `None` when the client is gone or not reading at
+    /// all. The link keeps what the socket does not take yet; the write timeout then runs in
+    /// [`Session::stream`].
+    fn send(&mut self, bytes: Vec<u8>) -> Option<()> {
+        let mut header = Vec::with_capacity(10);
+        ws_link::binary_header(bytes.len(), &mut header);
+        let mut wire = self.link.lock();
+        self.link.write(&mut wire, &[&header, &bytes]).ok()?;
+        self.app
+            .metrics
+            .bytes_out(Transport::Ws, header.len() + bytes.len());
         Some(())
     }
 
-    /// Writes one message within the write timeout; `None` when the client cannot take it.
-    async fn send_raw(&mut self, msg: Message) -> Option<()> {
-        let limit = Duration::from_secs(self.app.cfg.write_timeout_secs);
-        tokio::select! {
-            r = tokio::time::timeout(limit, self.socket.send(msg)) => match r {
-                Ok(Ok(())) => Some(()),
-                Ok(Err(_)) => None,
-                Err(_) => {
-                    self.app.metrics.reject(Rejection::WriteTimeout);
-                    tracing::debug!(room = %self.room.id(), "client did not take a frame in time");
-                    None
-                }
-            },
-            _ = self.app.shutdown.cancelled() => None,
-        }
+    /// Sends a control message through tungstenite.
+    fn control(&mut self, msg: Message) -> Option<()> {
+        self.socket.0.send(msg).ok()
     }
 }
 
@@ -473,5 +623,16 @@ pub fn clean_name(name: &str) -> String {
         "pilot".to_owned()
     } else {
         name.to_owned()
+    }
+}
+
+/// The next send from `follower`; never, without one (a shard sends the frames then).
+async fn next_of(
+    follower: Option<&mut Follower>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Next {
+    match follower {
+        Some(f) => f.next(shutdown).await,
+        None => std::future::pending().await,
     }
 }

@@ -42,7 +42,7 @@ impl Kind {
     /// The `/metrics` gauge of its shared spectators.
     fn gauge(self) -> String {
         format!(
-            "tickwire_shared_spectators{{transport=\"{}\"}}",
+            "tickwire_shared_connections{{transport=\"{}\"}}",
             self.path()
         )
     }

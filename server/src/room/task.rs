@@ -95,6 +95,7 @@ pub fn spawn(
             stats: RoomStats::default(),
             closed: CancellationToken::new(),
             hub: crate::hub::Hub::default(),
+            ws_hub: crate::ws_hub::WsHub::default(),
         }),
     };
     let publisher = Arc::new(publisher);
