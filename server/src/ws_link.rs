@@ -233,7 +233,24 @@ impl Read for Io {
             self.early.advance(n);
             return Ok(n);
         }
-        self.link.conn.tcp.try_read(buf)
+        // A read that gets less than it asked for has drained the socket: like tokio's own
+        // `poll_read`, say so (a `WouldBlock` from the closure clears the readiness, unless an
+        // event came in meanwhile), so the next read waits for readiness instead of making a
+        // system call that finds nothing — one `recv` per input instead of two.
+        let tcp = &self.link.conn.tcp;
+        let mut drained = 0;
+        let read = tcp.try_io(tokio::io::Interest::READABLE, || {
+            let n = (&*socket2::SockRef::from(tcp)).read(buf)?;
+            if n > 0 && n < buf.len() {
+                drained = n;
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match read {
+            Err(e) if e.kind() == ErrorKind::WouldBlock && drained > 0 => Ok(drained),
+            r => r,
+        }
     }
 }
 

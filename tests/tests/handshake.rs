@@ -228,3 +228,100 @@ async fn unknown_room_is_404_and_full_room_is_refused() {
     assert!(reason.contains("full"), "{reason}");
     server.stop().await;
 }
+
+/// A client frame of `msg`, masked as clients must.
+fn masked(msg: &ClientMsg) -> Vec<u8> {
+    let bytes = game_core::codec::encode_client(msg);
+    let mask = [0x5a, 0x0f, 0xc3, 0x81];
+    let mut out = vec![0x82, 0x80 | u8::try_from(bytes.len()).unwrap_or(0)];
+    out.extend_from_slice(&mask);
+    out.extend(bytes.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    out
+}
+
+/// Reads one unmasked server message (short lengths only) off `tcp`: its opcode and payload.
+async fn server_message(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut head = [0u8; 2];
+        tcp.read_exact(&mut head).await?;
+        let len = match head[1] & 0x7f {
+            126 => usize::from(tcp.read_u16().await?),
+            127 => usize::try_from(tcp.read_u64().await?).unwrap_or(usize::MAX),
+            n => usize::from(n),
+        };
+        let mut payload = vec![0u8; len];
+        tcp.read_exact(&mut payload).await?;
+        Ok::<_, std::io::Error>((head[0] & 0x0f, payload))
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .unwrap_or_else(|_| panic!("no message within {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_that_arrive_in_pieces_or_with_the_upgrade_are_read_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(test_config()).await;
+    let request = format!(
+        "GET /api/rooms/default/ws HTTP/1.1\r\nhost: {}\r\nupgrade: websocket\r\n\
+         connection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         sec-websocket-version: 13\r\n\r\n",
+        server.addr
+    );
+    // The Hello comes in the same write as the upgrade request, and the first input with it.
+    let mut tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut opening = request.into_bytes();
+    opening.extend(masked(&hello()));
+    let first = masked(&input(1, 1, 0, 0));
+    opening.extend(&first[..3]);
+    tcp.write_all(&opening)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap_or_else(|e| panic!("{e}")));
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "the RFC 6455 example key's answer: {head}"
+    );
+    let (op, welcome) = server_message(&mut tcp).await;
+    assert_eq!(op, 2, "binary");
+    assert!(matches!(
+        game_core::codec::decode_server(&welcome),
+        Ok(ServerMsg::Welcome { token: Some(_), .. })
+    ));
+    // The rest of the input, then a second one, a byte at a time.
+    let mut rest = first[3..].to_vec();
+    rest.extend(masked(&input(2, 0, 1, 0)));
+    for byte in rest {
+        tcp.write_all(&[byte])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "input 2 never acknowledged"
+        );
+        let (op, payload) = server_message(&mut tcp).await;
+        if op != 2 {
+            continue;
+        }
+        if let Ok(ServerMsg::Frame(f)) = game_core::codec::decode_server(&payload) {
+            assert!(f.ack <= 2, "ack {} of an input never sent", f.ack);
+            if f.ack == 2 {
+                break;
+            }
+        }
+    }
+    server.stop().await;
+}
