@@ -384,9 +384,15 @@ impl Session {
                     return Some(Close::new(close::REPLACED, "this session was resumed by another connection"));
                 }
                 _ = link.handed_back(), if own.is_none() => {
-                    let seat = link.lock().seat;
-                    if let Seat::Returned(tick) = seat {
-                        link.lock().seat = Seat::Own;
+                    let returned = {
+                        let mut wire = link.lock();
+                        let seat = wire.seat;
+                        if let Seat::Returned(_) = seat {
+                            wire.seat = Seat::Own;
+                        }
+                        seat
+                    };
+                    if let Seat::Returned(tick) = returned {
                         own = Some(
                             Follower::new(self.room.clone(), Some(tick), ship)
                                 .or_else(|_| Follower::new(self.room.clone(), None, ship))
@@ -399,7 +405,7 @@ impl Session {
                         return None;
                     }
                 }
-                _ = tokio::time::sleep_until(stuck.unwrap_or_else(Instant::now) + write_limit), if stuck.is_some() => {
+                _ = crate::follow::sleep_until_some(stuck.map(|t| t + write_limit)) => {
                     self.app.metrics.reject(Rejection::WriteTimeout);
                     tracing::debug!(room = %self.room.id(), "client did not take a frame in time");
                     return None;
