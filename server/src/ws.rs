@@ -158,6 +158,9 @@ impl Socket {
     /// The next thing the client sent: `None` when it is gone. Cancel safe: what has arrived
     /// stays in tungstenite's buffer.
     async fn recv(&mut self) -> Option<tungstenite::Result<Message>> {
+        // Before anything is read, so that a cancelled `recv` loses nothing: reads that never
+        // wait would otherwise never give the runtime back to its other tasks.
+        tokio::task::consume_budget().await;
         loop {
             match self.0.read() {
                 Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
@@ -377,6 +380,20 @@ impl Session {
             let stuck = link.stuck_since();
             tokio::select! {
                 biased;
+                // First: a wake-up is almost always an input, and taking it before polling the
+                // rest halves the branches polled per input (the others are polled on the pass
+                // that finds the socket empty, which comes next; `recv` yields to the runtime
+                // every so often, so a client that never stops sending cannot hold it).
+                msg = self.socket.recv() => {
+                    last_heard = Instant::now();
+                    let msg = match self.decode(msg)? {
+                        Ok(msg) => msg,
+                        Err(close) => return Some(close),
+                    };
+                    if let Some(close) = self.handle(msg, joined)? {
+                        return Some(close);
+                    }
+                }
                 _ = &mut shutdown => {
                     return Some(Close::new(close::GOING_AWAY, "the server is shutting down"));
                 }
@@ -441,16 +458,6 @@ impl Session {
                         return Some(Close::new(close::GOING_AWAY, "the server is shutting down"));
                     }
                 },
-                msg = self.socket.recv() => {
-                    last_heard = Instant::now();
-                    let msg = match self.decode(msg)? {
-                        Ok(msg) => msg,
-                        Err(close) => return Some(close),
-                    };
-                    if let Some(close) = self.handle(msg, joined)? {
-                        return Some(close);
-                    }
-                }
                 _ = pings.tick() => {
                     if last_heard.elapsed() >= idle_after {
                         self.app.metrics.reject(Rejection::IdleTimeout);
