@@ -243,11 +243,7 @@ impl Metrics {
 
     /// Counts the same frame of `bytes` sent to `n` clients.
     pub fn frames_out_n(&self, t: Transport, n: usize, bytes: usize, keyframe: bool) {
-        self.frames_out[t as usize].fetch_add(n as u64, Relaxed);
-        self.bytes_out[t as usize].fetch_add((n * bytes) as u64, Relaxed);
-        if keyframe {
-            self.keyframes_out.fetch_add(n as u64, Relaxed);
-        }
+        self.frames_out_bytes(t, n, n * bytes, keyframe);
     }
 
     /// Counts `n` frames sent to as many clients, `bytes` in all.

@@ -96,7 +96,7 @@ impl WsHub {
         ship: Option<NetId>,
     ) -> bool {
         let member = || {
-            lock_link_seat(link, Seat::Shard);
+            link.lock().seat = Seat::Shard;
             app.metrics.shared(Transport::Ws, 1);
             Member {
                 link: link.clone(),
@@ -139,10 +139,6 @@ impl WsHub {
     fn remove(&self, shard: &Arc<Shard>) {
         lock(&self.shards).retain(|s| !Arc::ptr_eq(s, shard));
     }
-}
-
-fn lock_link_seat(link: &Link, seat: Seat) {
-    link.lock().seat = seat;
 }
 
 /// A shard's task: each send to every member, until the shard is empty or the room ends.
