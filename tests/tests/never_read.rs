@@ -9,9 +9,10 @@
 //! address, well inside `max_connections_per_ip`.
 //!
 //! The bound on resident memory growth is 48 MiB for the 1,000, i.e. 48 KiB a connection;
-//! measured, they cost about 11 KiB each (11 MiB in all, debug build). What one should cost:
-//! tungstenite's 4 KiB read buffer, one pending frame (a few hundred bytes) in its write
-//! buffer, the task, and a share of the snapshots that blocked connections hold in common; the
+//! measured, they cost about 7.5 KiB each (11 before sessions owned their socket; debug
+//! build). What one should cost: tungstenite's 512-byte read buffer, the rest of one frame
+//! (a few hundred bytes) pending on the session's link (`server/src/ws_link.rs`), the task,
+//! and a share of the snapshots that blocked connections hold in common; the
 //! kernel's send buffer (`tcp_send_buffer`) is kernel memory, not resident. tungstenite's
 //! default 128 KiB read buffer would blow through the bound, and a per-client queue of frames
 //! (30 a second per client) fails the second check: no growth while they are all blocked.
