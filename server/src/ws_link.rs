@@ -399,6 +399,34 @@ mod tests {
         assert!(link.lock().is_clear());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// What a shard writes — message header, frame head, shared payload — is one binary
+        /// message holding exactly the frame `Published::frame_bytes` builds for that client.
+        #[test]
+        fn a_pre_framed_frame_is_the_frame(
+            tick in 1u32..u32::MAX,
+            base_back in proptest::option::of(1u32..1000),
+            ack in proptest::prelude::any::<u32>(),
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..70_000),
+        ) {
+            use crate::fanout::{Payload, Published};
+            let snapshot = std::sync::Arc::new(game_core::Snapshot { tick, entities: Vec::new() });
+            let published = Published::next(Some(tick - 1), snapshot, bytes::Bytes::new(), vec![(1, ack)], 0);
+            let payload = Payload {
+                base: base_back.map(|b| tick.saturating_sub(b)),
+                bytes: bytes::Bytes::from(payload),
+            };
+            let mut wire = Vec::new();
+            frame_head(&published, &payload, ack, &mut wire);
+            wire.extend_from_slice(&payload.bytes);
+            let got = client_reads(wire);
+            let want = Message::Binary(published.frame_bytes(&payload, ack));
+            proptest::prop_assert_eq!(got, vec![want]);
+        }
+    }
+
     #[test]
     fn messages_of_every_length_class_read_back_whole() {
         for len in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
