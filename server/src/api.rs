@@ -311,7 +311,7 @@ pub async fn healthz() -> &'static str {
 
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<App>) -> Response {
-    let text = app.metrics.render(app.registry.len());
+    let text = app.metrics.render(app.registry.len(), app.gate.open());
     (
         [(
             header::CONTENT_TYPE,

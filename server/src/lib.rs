@@ -75,6 +75,8 @@ pub struct App {
     pub joins: Arc<limits::PerIp>,
     /// The latest live figures and their history, published once a second by [`stats::sample`].
     pub stats: stats::Stats,
+    /// Admits TCP connections (`max_connections`, `max_connections_per_ip`) and counts them.
+    pub gate: Arc<limits::Gate>,
 }
 
 /// The routes, for [`run`] and for tests that want the app without a listener.
@@ -144,6 +146,7 @@ pub async fn run(
         room_creates: Arc::new(limits::PerIp::new(cfg.room_creates_per_min)),
         joins: Arc::new(limits::PerIp::new(cfg.joins_per_min)),
         stats: stats::Stats::default(),
+        gate: limits::Gate::new(cfg.max_connections, cfg.max_connections_per_ip),
     };
     tracker.spawn(stats::sample(app.clone()));
     // Drops HTTP player sessions nobody has used for the idle timeout.
@@ -168,7 +171,7 @@ pub async fn run(
         tracing::info!("shutting down");
         trigger.cancel();
     });
-    let gate = limits::Gate::new(cfg.max_connections, cfg.max_connections_per_ip);
+    let gate = app.gate.clone();
     serve::serve(listener, router(app.clone()), app, gate).await;
     tracker.close();
     let deadline = Duration::from_secs(cfg.shutdown_deadline_secs);

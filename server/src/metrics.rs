@@ -326,12 +326,20 @@ impl Metrics {
         self.room_panics.fetch_add(1, Relaxed);
     }
 
-    /// The Prometheus text exposition of every counter, plus `rooms` and process figures.
-    pub fn render(&self, rooms: usize) -> String {
+    /// The Prometheus text exposition of every counter, plus `rooms`, the open TCP connections
+    /// (`sockets`) and process figures.
+    pub fn render(&self, rooms: usize, sockets: usize) -> String {
         let mut out = String::with_capacity(4096);
         let w = &mut out;
         metric(w, "tickwire_rooms", "gauge", "Rooms open.");
         let _ = writeln!(w, "tickwire_rooms {rooms}");
+        metric(
+            w,
+            "tickwire_tcp_connections",
+            "gauge",
+            "Open TCP connections the server admitted, idle keep-alive and upgraded ones included (tickwire_connections counts clients by transport and role).",
+        );
+        let _ = writeln!(w, "tickwire_tcp_connections {sockets}");
 
         metric(
             w,
@@ -581,9 +589,10 @@ mod tests {
         m.connection(Transport::Ws, Role::Player, 1);
         m.frame_out(Transport::Ws, 100, true);
         m.reject(Rejection::BadToken);
-        let text = m.render(3);
+        let text = m.render(3, 5);
         for line in [
             "tickwire_rooms 3",
+            "tickwire_tcp_connections 5",
             "tickwire_tick_duration_seconds_bucket{le=\"0.0005\"} 1",
             "tickwire_tick_duration_seconds_bucket{le=\"+Inf\"} 2",
             "tickwire_tick_duration_seconds_count 2",

@@ -297,9 +297,17 @@ async fn idle_connections_over_the_per_ip_cap_get_a_raw_503() {
 
     let attacker = ip(3);
     let mut held = Vec::new();
+    let sockets = "tickwire_tcp_connections";
+    let before = server.metric(sockets).await;
     for _ in 0..16 {
         held.push(tcp_from(attacker, server.addr).await);
     }
+    // Idle sockets are no client of any transport, but they are open connections.
+    let with = server.metric(sockets).await;
+    assert!(
+        with >= before + 16.0,
+        "{sockets}: {before} before, {with} with 16 idle"
+    );
     for _ in 0..5 {
         assert_refused_at_accept(&server, attacker, "16 idle connections").await;
     }
@@ -329,6 +337,15 @@ async fn idle_connections_over_the_per_ip_cap_get_a_raw_503() {
 
     server.assert_unharmed(honest).await;
     drop(held);
+    // The 15 still held go; `other` came since.
+    let deadline = Instant::now() + WAIT;
+    while server.metric(sockets).await > with - 14.0 {
+        assert!(
+            Instant::now() < deadline,
+            "{sockets} did not come down from {with}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.stop().await;
 }
 
