@@ -235,9 +235,9 @@ impl Session {
                 .then(|| Close::new(close::GOING_AWAY, "the server is shutting down"))
         });
         drop(presence);
-        // Frames stop here, whoever was sending them: a shard drops the session at its next
-        // send.
+        // Frames stop here, whoever was sending them.
         self.link.lock().seat = Seat::Own;
+        self.room.ws_hub().leave(&self.link);
         let ws = &mut self.socket;
         let link = &self.link;
         // The closing handshake: send ours, then read until the client's close (or EOF), so
@@ -268,7 +268,7 @@ impl Session {
             Ok::<(), std::io::Error>(())
         })
         .await;
-        // The client sees the end now, not when a shard lets go of the link.
+        // The client sees the end now, even if a shard's pass still holds the link.
         self.link.shutdown();
     }
 

@@ -13,7 +13,7 @@
 //! shard gives the frames back to the session's task ([`Link::hand_back`]), which finishes the
 //! write, follows the room by itself (conflating like any slow client) and joins a shard again
 //! once caught up. The session's task stays the one that reads the client, pings it, and ends
-//! the session; leaving, it takes its frames back, and the shard drops it at the next send.
+//! the session; leaving, it takes its frames back and leaves its shard.
 //! When the room closes or the server shuts down, the shard gives every session back, and each
 //! ends the way it would have alone.
 
@@ -134,6 +134,17 @@ impl WsHub {
         shards.push(shard.clone());
         app.tracker.spawn(run(app.clone(), shard, follower));
         true
+    }
+
+    /// Lets go of the session on `link`, which has taken its frames back and is ending, so its
+    /// socket closes now rather than at the shard's next send (a pass that is writing to it
+    /// drops it at the pass's end).
+    pub fn leave(&self, link: &Arc<Link>) {
+        for shard in lock(&self.shards).iter() {
+            lock(&shard.state)
+                .members
+                .retain(|m| !Arc::ptr_eq(&m.link, link));
+        }
     }
 
     fn remove(&self, shard: &Arc<Shard>) {

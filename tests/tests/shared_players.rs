@@ -148,7 +148,7 @@ async fn a_stalled_player_gets_its_frames_back_catches_up_and_rejoins() {
         assert!(s.frames > 20, "frames kept coming: {}", s.frames);
         assert!(report.acks_complete(), "every input acknowledged");
     }
-    // Sessions that end leave their shard at its next send.
+    // Sessions that end leave their shard.
     drop(slow);
     until(&server, "ended sessions leave", |n| n == 0.0).await;
     let players = "tickwire_connections{transport=\"ws\",role=\"player\"}";
