@@ -41,6 +41,7 @@ pub mod bot;
 pub mod endpoint;
 pub mod error;
 mod http;
+mod idle;
 mod inbound;
 pub mod ledger;
 pub mod options;

@@ -20,17 +20,17 @@
 
 mod chunked;
 
-use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep, sleep_until, timeout};
+use tokio::time::timeout;
 use url::{Position, Url};
 
 use crate::error::{ApiError, ClientError};
 use crate::http::{ERROR_BODY_LIMIT, ERROR_BODY_TIMEOUT, Http, parse_api_error};
+use crate::idle::Idle;
 
 /// The most bytes of a response head (status line and header fields).
 const MAX_HEAD: usize = 16 << 10;
@@ -60,19 +60,15 @@ pub(crate) struct RawBody {
     /// drops the chunk, `reserve` takes the same memory back.
     buf: BytesMut,
     framing: Framing,
-    read_timeout: Duration,
-    /// When bytes last arrived.
-    last_read: Instant,
-    /// Fires `read_timeout` after `last_read` as it was when the timer was last set. Moved on
-    /// only when it fires, not on every read: most reads then touch no timer at all.
-    deadline: Pin<Box<Sleep>>,
+    /// At most `read_timeout` between bytes.
+    idle: Idle,
 }
 
 impl std::fmt::Debug for RawBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RawBody")
             .field("framing", &self.framing)
-            .field("read_timeout", &self.read_timeout)
+            .field("read_timeout", &self.idle.timeout())
             .finish_non_exhaustive()
     }
 }
@@ -96,14 +92,11 @@ impl RawBody {
             .map_err(io_error)?;
         let mut buf = BytesMut::with_capacity(READ_BUF);
         let head = read_head(&mut tcp, &mut buf).await?;
-        let now = Instant::now();
         let body = Self {
             tcp,
             buf,
             framing: head.framing,
-            read_timeout,
-            last_read: now,
-            deadline: Box::pin(sleep_until(now + read_timeout)),
+            idle: Idle::new(read_timeout),
         };
         if !(200..300).contains(&head.status) {
             return Err(ClientError::Api(body.api_error(head.status).await));
@@ -136,22 +129,16 @@ impl RawBody {
             let read = tokio::select! {
                 biased;
                 read = self.tcp.read_buf(&mut self.buf) => Some(read),
-                () = &mut self.deadline => None,
+                () = self.idle.expired() => None,
             };
             match read {
                 Some(Ok(0)) => return Err(ClientError::ConnectionLost),
-                Some(Ok(_)) => self.last_read = Instant::now(),
+                Some(Ok(_)) => self.idle.heard(),
                 Some(Err(e)) => {
                     tracing::debug!("stream cut off: {e}");
                     return Err(ClientError::ConnectionLost);
                 }
-                None => {
-                    let due = self.last_read + self.read_timeout;
-                    if due <= self.deadline.deadline() {
-                        return Err(ClientError::ReadTimeout(self.read_timeout));
-                    }
-                    self.deadline.as_mut().reset(due);
-                }
+                None => return Err(ClientError::ReadTimeout(self.idle.timeout())),
             }
         }
     }

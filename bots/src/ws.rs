@@ -380,6 +380,72 @@ mod tests {
         Ok(())
     }
 
+    /// A server that welcomes the client, pings it every 100 ms for `chatty`, then says
+    /// nothing: the read timeout counts from the last message, not from each call.
+    async fn quiet_server(
+        listener: tokio::net::TcpListener,
+        chatty: Duration,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        use futures_util::{SinkExt, StreamExt};
+        let (tcp, _) = listener.accept().await?;
+        let mut ws = tokio_tungstenite::accept_async(tcp).await?;
+        let _hello = ws.next().await;
+        let welcome = ServerMsg::Welcome {
+            version: game_core::protocol::PROTOCOL_VERSION,
+            room: "default".into(),
+            entity: 0,
+            token: None,
+            tick_rate: 60,
+            send_rate: 30,
+            tick: 1,
+            arena: game_core::protocol::ArenaInfo {
+                width: 100,
+                height: 100,
+                obstacles: Vec::new(),
+            },
+        };
+        ws.send(Message::Binary(encode_server(&welcome).into()))
+            .await?;
+        let until = Instant::now() + chatty;
+        while Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            ws.send(Message::Ping(Vec::new().into())).await?;
+        }
+        // Silent, but reading (the client's pongs), until the client goes.
+        while let Some(Ok(_)) = ws.next().await {}
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_read_timeout_runs_from_the_last_message() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let server = tokio::spawn(quiet_server(listener, Duration::from_millis(600)));
+        let mut opts = ConnectOptions::new(&base, "default", Role::Spectator)?;
+        opts.read_timeout = Duration::from_millis(300);
+        let mut conn = connect(&opts, Resume::default()).await?;
+        let started = Instant::now();
+        let mut replica = game_core::replica::Replica::new();
+        let mut stats = crate::stats::Stats::default();
+        let end = tokio::time::timeout(
+            Duration::from_secs(5),
+            conn.reader.next_event(&mut replica, &mut stats),
+        )
+        .await?;
+        let waited = started.elapsed();
+        assert!(
+            matches!(end, Err(ClientError::ReadTimeout(t)) if t == opts.read_timeout),
+            "{end:?}"
+        );
+        // Pings for 0.6 s kept it alive; then 0.3 s of silence ended it.
+        assert!(waited >= Duration::from_millis(850), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        drop(conn);
+        let _ = server.await;
+        Ok(())
+    }
+
     #[tokio::test]
     async fn overlong_names_and_tls_urls_are_refused_before_connecting() -> Result<(), ClientError>
     {

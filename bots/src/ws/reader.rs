@@ -9,12 +9,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::idle::Idle;
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use game_core::codec::{decode_server, encode_client};
 use game_core::protocol::{ClientMsg, ServerMsg};
 use tokio::sync::mpsc;
-use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::writer::Outgoing;
@@ -73,7 +73,8 @@ pub struct Reader {
     outbox: mpsc::Sender<Outgoing>,
     /// Shared with the writer.
     ledger: Arc<Mutex<Ledger>>,
-    read_timeout: Duration,
+    /// At most `read_timeout` between messages.
+    idle: Idle,
     /// A `ServerMsg::Close` that arrived; the close frame should follow.
     closing: Option<CloseInfo>,
     /// Set once the connection has ended with a close: returned again by every later call.
@@ -91,7 +92,7 @@ impl Reader {
             stream,
             outbox,
             ledger,
-            read_timeout,
+            idle: Idle::new(read_timeout),
             closing: None,
             closed: None,
         }
@@ -118,9 +119,17 @@ impl Reader {
             if let Some(info) = &self.closed {
                 return Err(ClientError::Closed(info.clone()));
             }
-            let msg = match timeout(self.read_timeout, self.stream.next()).await {
-                Err(_) => return Err(ClientError::ReadTimeout(self.read_timeout)),
-                Ok(Some(Ok(msg))) => msg,
+            let next = tokio::select! {
+                biased;
+                next = self.stream.next() => Ok(next),
+                () = self.idle.expired() => Err(()),
+            };
+            let msg = match next {
+                Err(()) => return Err(ClientError::ReadTimeout(self.idle.timeout())),
+                Ok(Some(Ok(msg))) => {
+                    self.idle.heard();
+                    msg
+                }
                 Ok(Some(Err(e))) => {
                     return Err(match self.closing.take() {
                         Some(info) => self.finish(info),
