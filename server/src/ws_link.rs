@@ -112,7 +112,7 @@ impl Link {
             }
             return Ok(false);
         }
-        let mut written = match self.try_write(pieces, total) {
+        let written = match self.try_write(pieces, total) {
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
             Err(e) => return Err(e),
@@ -126,11 +126,7 @@ impl Link {
                 "the client is not reading what it is sent",
             ));
         }
-        for p in pieces {
-            let skip = written.min(p.len());
-            wire.pending.extend_from_slice(&p[skip..]);
-            written -= skip;
-        }
+        keep_rest(pieces, written, &mut wire.pending);
         wire.stuck_since = Some(Instant::now());
         Ok(false)
     }
@@ -197,6 +193,15 @@ impl Link {
     /// Ends the connection both ways now, whoever still holds the link.
     pub fn shutdown(&self) {
         let _ = socket2::SockRef::from(&self.conn.tcp).shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Appends to `pending` what is left of `pieces`, in order, after their first `written` bytes.
+fn keep_rest(pieces: &[&[u8]], mut written: usize, pending: &mut BytesMut) {
+    for p in pieces {
+        let skip = written.min(p.len());
+        pending.extend_from_slice(&p[skip..]);
+        written -= skip;
     }
 }
 
@@ -401,6 +406,21 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever part of a write the socket took, what is kept is exactly the rest.
+        #[test]
+        fn what_is_kept_is_the_rest_of_the_write(
+            pieces in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 0..5),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let whole: Vec<u8> = pieces.concat();
+            let written = cut.index(whole.len() + 1);
+            let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+            let mut pending = BytesMut::from(&b"before"[..]);
+            keep_rest(&refs, written, &mut pending);
+            proptest::prop_assert_eq!(&pending[..6], b"before");
+            proptest::prop_assert_eq!(&pending[6..], &whole[written..]);
+        }
 
         /// What a shard writes — message header, frame head, shared payload — is one binary
         /// message holding exactly the frame `Published::frame_bytes` builds for that client.
