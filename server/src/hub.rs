@@ -53,7 +53,7 @@ pub struct Hub {
 #[derive(Debug)]
 struct Shard {
     kind: Kind,
-    state: Mutex<ShardState>,
+    state: Mutex<ShardState<Seat>>,
 }
 
 /// A member in a shard, counted in `tickwire_shared_connections` while it is there.
@@ -80,19 +80,77 @@ impl Drop for SeatCount {
     }
 }
 
-#[derive(Default)]
-struct ShardState {
+/// A shard's members and the send they are at, behind the shard's lock: the bookkeeping both
+/// kinds of shared writer share (this one and [`crate::ws_hub`]).
+pub(crate) struct ShardState<M> {
     /// The send every member holds (or is being written).
-    cursor: u32,
+    pub(crate) cursor: u32,
     /// The members, except those a pass has taken out to write to.
-    members: Vec<Seat>,
+    pub(crate) members: Vec<M>,
     /// How many a pass has taken out (they come back at its end).
     writing: usize,
     /// Set when the shard's task has ended: no more joins.
-    closed: bool,
+    pub(crate) closed: bool,
 }
 
-impl std::fmt::Debug for ShardState {
+/// Whether a shard takes a new member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Takes {
+    /// Open, not full, at the member's send.
+    Yes,
+    /// Closed or full.
+    No,
+    /// It has room, but is at another send than the member.
+    AtAnotherSend,
+}
+
+impl<M> ShardState<M> {
+    /// A shard at `cursor` with its first member.
+    pub(crate) fn new(cursor: u32, first: M) -> Self {
+        Self {
+            cursor,
+            members: vec![first],
+            writing: 0,
+            closed: false,
+        }
+    }
+
+    /// Whether a member at `tick` may join.
+    pub(crate) fn takes(&self, tick: u32) -> Takes {
+        if self.closed || self.members.len() + self.writing >= SHARD_SIZE {
+            Takes::No
+        } else if self.cursor == tick {
+            Takes::Yes
+        } else {
+            Takes::AtAnotherSend
+        }
+    }
+
+    /// Starts a pass for the send at `tick`: the members to write to, and the send they held.
+    pub(crate) fn start_pass(&mut self, tick: u32) -> (Vec<M>, u32) {
+        let before = std::mem::replace(&mut self.cursor, tick);
+        self.writing = self.members.len();
+        (std::mem::take(&mut self.members), before)
+    }
+
+    /// Ends a pass with the `members` still in; `false` when none are left and it has closed.
+    pub(crate) fn end_pass(&mut self, mut members: Vec<M>) -> bool {
+        // Members that joined during the pass are at its send too.
+        members.append(&mut self.members);
+        self.members = members;
+        self.writing = 0;
+        self.closed = self.members.is_empty();
+        !self.closed
+    }
+
+    /// Closes the shard: its members, to finish or hand back.
+    pub(crate) fn close(&mut self) -> Vec<M> {
+        self.closed = true;
+        std::mem::take(&mut self.members)
+    }
+}
+
+impl<M> std::fmt::Debug for ShardState<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShardState")
             .field("cursor", &self.cursor)
@@ -103,7 +161,8 @@ impl std::fmt::Debug for ShardState {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `m`, through a panic elsewhere (the state stays consistent between statements).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -127,14 +186,14 @@ impl Hub {
         let mut others_have_room = false;
         for shard in shards.iter().filter(|s| s.kind == kind) {
             let mut s = lock(&shard.state);
-            if s.closed || s.members.len() + s.writing >= SHARD_SIZE {
-                continue;
+            match s.takes(tick) {
+                Takes::Yes => {
+                    s.members.push(Seat::new(member, app, kind));
+                    return Ok(());
+                }
+                Takes::No => {}
+                Takes::AtAnotherSend => others_have_room = true,
             }
-            if s.cursor == tick {
-                s.members.push(Seat::new(member, app, kind));
-                return Ok(());
-            }
-            others_have_room = true;
         }
         if others_have_room {
             return Err(member);
@@ -144,12 +203,7 @@ impl Hub {
         };
         let shard = Arc::new(Shard {
             kind,
-            state: Mutex::new(ShardState {
-                cursor: tick,
-                members: vec![Seat::new(member, app, kind)],
-                writing: 0,
-                closed: false,
-            }),
+            state: Mutex::new(ShardState::new(tick, Seat::new(member, app, kind))),
         });
         shards.push(shard.clone());
         app.tracker.spawn(run(app.clone(), shard, follower));
@@ -211,10 +265,8 @@ impl Shard {
         let bytes = &chunk.bytes;
         let transport = self.kind.transport();
         let mut members = {
-            let mut s = lock(&self.state);
-            s.cursor = tick;
-            s.writing = s.members.len();
-            std::mem::take(&mut s.members)
+            let (members, _) = lock(&self.state).start_pass(tick);
+            members
         };
         let mut i = 0;
         let mut written = 0;
@@ -244,22 +296,12 @@ impl Shard {
         } else {
             app.metrics.bytes_out(transport, written * bytes.len());
         }
-        let mut s = lock(&self.state);
-        // Members that joined during the pass are at `tick` too.
-        members.append(&mut s.members);
-        s.members = members;
-        s.writing = 0;
-        s.closed = s.members.is_empty();
-        !s.closed
+        lock(&self.state).end_pass(members)
     }
 
     /// Sends the close (`chunk`) to every member and finishes each connection.
     fn close(&self, app: &App, chunk: &Chunk) {
-        let members = {
-            let mut s = lock(&self.state);
-            s.closed = true;
-            std::mem::take(&mut s.members)
-        };
+        let members = lock(&self.state).close();
         let limit = Duration::from_secs(app.cfg.write_timeout_secs);
         app.metrics
             .bytes_out(self.kind.transport(), members.len() * chunk.bytes.len());

@@ -20,13 +20,13 @@
 use crate::App;
 use crate::fanout::{Payload, Published};
 use crate::follow::{Follower, Next};
-use crate::hub::SHARD_SIZE;
+use crate::hub::{ShardState, Takes, lock};
 use crate::metrics::Transport;
 use crate::room::Room;
 use crate::ws_link::{self, Link, Seat};
 use game_core::NetId;
 use game_core::codec;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// A session in a shard, counted in `tickwire_shared_connections` while it is there.
 struct Member {
@@ -52,34 +52,7 @@ pub struct WsHub {
 /// Sessions at the same send, and the send they are at.
 #[derive(Debug)]
 struct Shard {
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    /// The send every member holds.
-    cursor: u32,
-    /// The members, except those a pass has taken out to write to.
-    members: Vec<Member>,
-    /// How many a pass has taken out (they come back at its end).
-    writing: usize,
-    /// Set when the shard's task has ended: no more joins.
-    closed: bool,
-}
-
-impl std::fmt::Debug for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State")
-            .field("cursor", &self.cursor)
-            .field("members", &self.members.len())
-            .field("writing", &self.writing)
-            .field("closed", &self.closed)
-            .finish()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    state: Mutex<ShardState<Member>>,
 }
 
 impl WsHub {
@@ -108,14 +81,14 @@ impl WsHub {
         let mut others_have_room = false;
         for shard in shards.iter() {
             let mut s = lock(&shard.state);
-            if s.closed || s.members.len() + s.writing >= SHARD_SIZE {
-                continue;
+            match s.takes(tick) {
+                Takes::Yes => {
+                    s.members.push(member());
+                    return true;
+                }
+                Takes::No => {}
+                Takes::AtAnotherSend => others_have_room = true,
             }
-            if s.cursor == tick {
-                s.members.push(member());
-                return true;
-            }
-            others_have_room = true;
         }
         if others_have_room {
             return false;
@@ -124,12 +97,7 @@ impl WsHub {
             return false;
         };
         let shard = Arc::new(Shard {
-            state: Mutex::new(State {
-                cursor: tick,
-                members: vec![member()],
-                writing: 0,
-                closed: false,
-            }),
+            state: Mutex::new(ShardState::new(tick, member())),
         });
         shards.push(shard.clone());
         app.tracker.spawn(run(app.clone(), shard, follower));
@@ -188,13 +156,7 @@ impl Shard {
     /// socket cannot take it at once, or that left, go back to their own tasks. `false` when
     /// the shard is left empty and has closed.
     fn pass(&self, app: &App, published: &Published, payload: &Payload, chat: &[u8]) -> bool {
-        let (mut members, before) = {
-            let mut s = lock(&self.state);
-            let before = s.cursor;
-            s.cursor = published.tick;
-            s.writing = s.members.len();
-            (std::mem::take(&mut s.members), before)
-        };
+        let (mut members, before) = lock(&self.state).start_pass(published.tick);
         let (mut frames, mut bytes) = (0, 0);
         let mut head = Vec::with_capacity(40);
         let mut i = 0;
@@ -238,21 +200,14 @@ impl Shard {
         }
         app.metrics
             .frames_out_bytes(Transport::Ws, frames, bytes, payload.base.is_none());
-        let mut s = lock(&self.state);
-        // Members that joined during the pass are at this send too.
-        members.append(&mut s.members);
-        s.members = members;
-        s.writing = 0;
-        s.closed = s.members.is_empty();
-        !s.closed
+        lock(&self.state).end_pass(members)
     }
 
     /// Gives every member back to its session's task, at the shard's send.
     fn hand_back_all(&self) {
         let (members, cursor) = {
             let mut s = lock(&self.state);
-            s.closed = true;
-            (std::mem::take(&mut s.members), s.cursor)
+            (s.close(), s.cursor)
         };
         for m in members {
             let mut wire = m.link.lock();

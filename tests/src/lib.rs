@@ -323,3 +323,22 @@ pub async fn tcp_from(from: std::net::IpAddr, to: SocketAddr) -> TcpStream {
         .unwrap_or_else(|_| panic!("connect {to} from {from}: timed out"))
         .unwrap_or_else(|e| panic!("connect {to} from {from}: {e}"))
 }
+
+/// A server whose arena is busy (1,500 asteroids) and whose kernel send buffers are small
+/// (8 KiB): frames of a kilobyte or two, so a few seconds of them are more than a client's
+/// socket buffers hold — for tests of clients that stop reading.
+pub async fn busy_server() -> TestServer {
+    static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("tickwire-busy-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let arena = dir.join("busy.toml");
+    let text = game_core::arena::STANDARD_TOML.replace("count = 30", "count = 1500");
+    std::fs::write(&arena, text).unwrap_or_else(|e| panic!("{e}"));
+    TestServer::start(Config {
+        arena: Some(arena),
+        tcp_send_buffer: 8192,
+        ..test_config()
+    })
+    .await
+}

@@ -70,22 +70,6 @@ async fn frames(ws: &mut Ws, replica: &mut Replica, n: usize) -> u32 {
     last.unwrap_or(0)
 }
 
-/// A busy arena (1,500 asteroids) and a small kernel send buffer: frames of a kilobyte or two,
-/// so a few seconds of them are more than the socket buffers hold.
-async fn busy_server() -> TestServer {
-    let dir = std::env::temp_dir().join(format!("tickwire-shared-ws-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let arena = dir.join("busy.toml");
-    let text = game_core::arena::STANDARD_TOML.replace("count = 30", "count = 1500");
-    std::fs::write(&arena, text).unwrap_or_else(|e| panic!("{e}"));
-    TestServer::start(Config {
-        arena: Some(arena),
-        tcp_send_buffer: 8192,
-        ..test_config()
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_player_gets_its_frames_back_catches_up_and_rejoins() {
     let server = busy_server().await;

@@ -196,22 +196,6 @@ async fn until(server: &TestServer, gauge: &str, what: &str, ok: impl Fn(f64) ->
     }
 }
 
-/// A busy arena (1,500 asteroids) and a small kernel send buffer: frames of a kilobyte or two,
-/// so a few seconds of them are more than the socket buffers hold.
-async fn busy_server() -> TestServer {
-    let dir = std::env::temp_dir().join(format!("tickwire-shared-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let arena = dir.join("busy.toml");
-    let text = game_core::arena::STANDARD_TOML.replace("count = 30", "count = 1500");
-    std::fs::write(&arena, text).unwrap_or_else(|e| panic!("{e}"));
-    TestServer::start(Config {
-        arena: Some(arena),
-        tcp_send_buffer: 8192,
-        ..test_config()
-    })
-    .await
-}
-
 async fn a_stalled_spectator_catches_up_and_rejoins(kind: Kind) {
     let server = busy_server().await;
     let gauge = kind.gauge();
