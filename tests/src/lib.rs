@@ -342,3 +342,54 @@ pub async fn busy_server() -> TestServer {
     })
     .await
 }
+
+/// Bots that play or watch, verifying every frame, until [`Crowd::finish`].
+pub struct Crowd {
+    stop: tokio::sync::watch::Sender<bool>,
+    bots: Vec<tokio::task::JoinHandle<Result<bots::BotReport, bots::ClientError>>>,
+}
+
+impl Crowd {
+    /// Starts `n` bots in `server`'s default room, as `role` over `transport`.
+    pub fn start(
+        server: &TestServer,
+        n: u64,
+        role: bots::Role,
+        transport: bots::Transport,
+    ) -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let bots = (0..n)
+            .map(|seed| {
+                let opts = bots::ConnectOptions::new(&server.url(), "default", role)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let mut cfg = bots::BotConfig::new(opts);
+                cfg.transport = transport;
+                cfg.seed = seed;
+                let mut stopped = stopped.clone();
+                tokio::spawn(bots::Bot::new(cfg).run(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                }))
+            })
+            .collect();
+        Self { stop, bots }
+    }
+
+    /// Stops them, and checks that each ran clean: no error, every frame verified, one
+    /// keyframe and then deltas, no reconnect, frames all along, and every input acknowledged.
+    pub async fn finish(self) {
+        let _ = self.stop.send(true);
+        for bot in self.bots {
+            let report = bot
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(report.error.is_none(), "{:?}", report.error);
+            let s = &report.stats;
+            assert_eq!(s.desyncs, 0, "every frame verified");
+            assert_eq!(s.keyframes, 1, "one keyframe, then deltas");
+            assert_eq!(s.reconnects, 0);
+            assert!(s.frames > 20, "frames kept coming: {}", s.frames);
+            assert!(report.acks_complete(), "every input acknowledged");
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! that stops reading gets its frames back from the shard without holding anyone up, catches up
 //! with frames that apply, and rejoins; chat and the shutdown close reach every session.
 
-use bots::{Bot, BotConfig, ConnectOptions, Role};
+use bots::{Role, Transport};
 use game_core::protocol::{ServerMsg, close};
 use game_core::replica::Replica;
 use std::time::Duration;
@@ -75,18 +75,7 @@ async fn a_stalled_player_gets_its_frames_back_catches_up_and_rejoins() {
     let server = busy_server().await;
 
     // Playing, verifying bots over WebSocket.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut bots = Vec::new();
-    for seed in 0..12 {
-        let opts = ConnectOptions::new(&server.url(), "default", Role::Player)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut cfg = BotConfig::new(opts);
-        cfg.seed = seed;
-        let mut stopped = stopped.clone();
-        bots.push(tokio::spawn(Bot::new(cfg).run(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })));
-    }
+    let crowd = Crowd::start(&server, 12, Role::Player, Transport::Ws);
     let mut slow = raw_player(&server, 2048).await;
     let mut replica = Replica::new();
     frames(&mut slow, &mut replica, 10).await;
@@ -118,20 +107,7 @@ async fn a_stalled_player_gets_its_frames_back_catches_up_and_rejoins() {
     send(&mut slow, &input(3, 0, 0, 0)).await;
     acks_until(&mut slow, &mut replica, 3).await;
 
-    let _ = stop.send(true);
-    for bot in bots {
-        let report = bot
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(report.error.is_none(), "{:?}", report.error);
-        let s = &report.stats;
-        assert_eq!(s.desyncs, 0, "every frame verified");
-        assert_eq!(s.keyframes, 1, "one keyframe, then deltas");
-        assert_eq!(s.reconnects, 0);
-        assert!(s.frames > 20, "frames kept coming: {}", s.frames);
-        assert!(report.acks_complete(), "every input acknowledged");
-    }
+    crowd.finish().await;
     // Sessions that end leave their shard.
     drop(slow);
     until(&server, "ended sessions leave", |n| n == 0.0).await;

@@ -6,7 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bots::sse::parser::SseParser;
-use bots::{Bot, BotConfig, ConnectOptions, Role, Transport};
+use bots::{Role, Transport};
 use bytes::{Buf, Bytes, BytesMut};
 use game_core::codec::decode_server;
 use game_core::protocol::ServerMsg;
@@ -201,19 +201,7 @@ async fn a_stalled_spectator_catches_up_and_rejoins(kind: Kind) {
     let gauge = kind.gauge();
 
     // Verifying spectators of the same kind, through the bots library.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut bots = Vec::new();
-    for seed in 0..12 {
-        let opts = ConnectOptions::new(&server.url(), "default", Role::Spectator)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut cfg = BotConfig::new(opts);
-        cfg.transport = kind.transport();
-        cfg.seed = seed;
-        let mut stopped = stopped.clone();
-        bots.push(tokio::spawn(Bot::new(cfg).run(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })));
-    }
+    let crowd = Crowd::start(&server, 12, Role::Spectator, kind.transport());
     let mut slow = RawSpectator::open(&server, kind, 2048).await;
     slow.frames(10, false).await;
     until(&server, &gauge, "every spectator joins a shard", |n| {
@@ -245,19 +233,7 @@ async fn a_stalled_spectator_catches_up_and_rejoins(kind: Kind) {
     .await;
     slow.frames(10, false).await;
 
-    let _ = stop.send(true);
-    for bot in bots {
-        let report = bot
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(report.error.is_none(), "{:?}", report.error);
-        let s = &report.stats;
-        assert_eq!(s.desyncs, 0, "every frame verified");
-        assert_eq!(s.keyframes, 1, "one keyframe, then deltas");
-        assert_eq!(s.reconnects, 0);
-        assert!(s.frames > 20, "frames kept coming: {}", s.frames);
-    }
+    crowd.finish().await;
     // Spectators that went away leave their shard at its next write.
     drop(slow);
     until(&server, &gauge, "closed spectators leave", |n| n == 0.0).await;
