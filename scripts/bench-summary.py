@@ -134,6 +134,13 @@ def srv(r, *keys):
     return get(r, "server", "window", *keys)
 
 
+def per_core(players, cores):
+    """Players one server core would hold at the cost measured (players over cores)."""
+    if not cores:
+        return "–"
+    return f"{players / cores:,.0f}"
+
+
 def s1(reports):
     rows = []
     knee = None
@@ -148,16 +155,21 @@ def s1(reports):
             fmt(ws_rate(r)),
             f"{fmt(a['p50'])} / {fmt(a['p99'])} / {fmt(a['max'])}",
             fmt(get(r, "frame_interarrival_ms", "p99")),
-            fmt(srv(r, "cpu_cores"), 2), cpu_per_frame(srv(r)),
+            fmt(srv(r, "cpu_cores"), 2), per_core(r["config"]["players"], srv(r, "cpu_cores")),
+            cpu_per_frame(srv(r)),
             fmt(srv(r, "tick_p99_ms"), 2), srv(r, "tick_overruns"),
             fmt(get(r, "generator", "cpu_cores_window"), 2), r["desyncs"],
             "✅" if reason is None else "❌ " + reason,
         ])
     head = ["players", "rooms", "connected", "frames/s per client", "input→ack p50 / p99 / max ms",
-            "frame gap p99 ms", "server cores", "server µs/frame (user + kernel)", "tick p99 ms",
+            "frame gap p99 ms", "server cores", "players per server core at this cost",
+            "server µs/frame (user + kernel)", "tick p99 ms",
             "overruns", "generator cores", "desyncs", "held"]
     knee_text = (f"**Knee: {knee:,} players** (the last step that held every target)."
                  if knee else "**No step held every target.**")
+    knee_text += (" \"Players per server core at this cost\" is the step's players over the server's"
+                  " cores: where one core would saturate if the cost per player stayed the same,"
+                  " whatever the load tool can drive.")
     return table(head, rows) + "\n\n" + knee_text
 
 
@@ -172,7 +184,8 @@ def s2(reports):
             fmt(get(r, "server", "whole", "rss_start_bytes", default=0) / 2**20),
             fmt(get(r, "server", "whole", "rss_end_bytes", default=0) / 2**20),
             fmt(kib(get(r, "server", "rss_per_connection_bytes"))),
-            fmt(srv(r, "cpu_cores"), 2), cpu_per_frame(srv(r)),
+            fmt(srv(r, "cpu_cores"), 2),
+            cpu_per_frame(srv(r)),
             fmt(kib(get(r, "transports", "sse", "server_bytes_per_client_per_sec")), 2),
             fmt(get(r, "generator", "cpu_cores_window"), 2), r["desyncs"],
         ])
