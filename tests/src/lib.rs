@@ -393,3 +393,48 @@ impl Crowd {
         }
     }
 }
+
+impl TestServer {
+    /// Polls `/metrics` every 50 ms until `ok` holds for the sample `name`; fails the test,
+    /// saying `what` and the value, after `within`. The value that held.
+    pub async fn until_metric(
+        &self,
+        name: &str,
+        within: Duration,
+        what: &str,
+        ok: impl Fn(f64) -> bool,
+    ) -> f64 {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let n = self.metric(name).await;
+            if ok(n) {
+                return n;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: {name} is {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls `GET /api/rooms/{room}` every 50 ms until `ok` holds for its answer; fails the
+    /// test, saying `what` and the answer, after `within`.
+    pub async fn until_room(
+        &self,
+        room: &str,
+        within: Duration,
+        what: &str,
+        ok: impl Fn(&serde_json::Value) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (_, info) = self.get_json(&format!("/api/rooms/{room}")).await;
+            if ok(&info) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{what}: {info}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

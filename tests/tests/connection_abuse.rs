@@ -338,14 +338,11 @@ async fn idle_connections_over_the_per_ip_cap_get_a_raw_503() {
     server.assert_unharmed(honest).await;
     drop(held);
     // The 15 still held go; `other` came since.
-    let deadline = Instant::now() + WAIT;
-    while server.metric(sockets).await > with - 14.0 {
-        assert!(
-            Instant::now() < deadline,
-            "{sockets} did not come down from {with}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server
+        .until_metric(sockets, WAIT, "the sockets did not come down", |n| {
+            n <= with - 14.0
+        })
+        .await;
     server.stop().await;
 }
 

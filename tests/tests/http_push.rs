@@ -563,17 +563,13 @@ async fn http_spectators_count_by_transport() {
         1.0
     );
     drop((sse, stream));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, room) = server.get_json("/api/rooms/default").await;
-        if room["spectators"] == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "spectators were not uncounted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server
+        .until_room(
+            "default",
+            Duration::from_secs(5),
+            "spectators were not uncounted",
+            |room| room["spectators"] == 0,
+        )
+        .await;
     server.stop().await;
 }

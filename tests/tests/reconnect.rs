@@ -185,18 +185,14 @@ async fn wrong_and_expired_tokens_are_refused_with_a_reason() {
     conn.writer.close().await.unwrap_or_else(|e| panic!("{e}"));
     drop(conn.reader);
     // Past the 1 s grace the ship is gone and so is the session.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, room) = server.get_json("/api/rooms/default").await;
-        if room["players"] == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the ship outlived its grace period"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server
+        .until_room(
+            "default",
+            Duration::from_secs(10),
+            "the ship outlived its grace period",
+            |room| room["players"] == 0,
+        )
+        .await;
     let err = connect(
         &opts,
         Resume {

@@ -9,7 +9,6 @@ use game_core::replica::Replica;
 use std::time::Duration;
 use tickwire_tests::*;
 use tokio::net::TcpSocket;
-use tokio::time::Instant;
 use tokio_tungstenite::MaybeTlsStream;
 
 const GAUGE: &str = "tickwire_shared_connections{transport=\"ws\"}";
@@ -17,15 +16,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// Polls `/metrics` until `ok` holds for the WebSocket shared-writer gauge (or 10 s pass).
 async fn until(server: &TestServer, what: &str, ok: impl Fn(f64) -> bool) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let n = server.metric(GAUGE).await;
-        if ok(n) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: {GAUGE} is {n}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.until_metric(GAUGE, WAIT, what, ok).await;
 }
 
 /// A raw player with a receive buffer of `recv_buffer` bytes, past its `Welcome`.
@@ -112,11 +103,9 @@ async fn a_stalled_player_gets_its_frames_back_catches_up_and_rejoins() {
     drop(slow);
     until(&server, "ended sessions leave", |n| n == 0.0).await;
     let players = "tickwire_connections{transport=\"ws\",role=\"player\"}";
-    let deadline = Instant::now() + WAIT;
-    while server.metric(players).await > 0.0 {
-        assert!(Instant::now() < deadline, "players still counted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server
+        .until_metric(players, WAIT, "players still counted", |n| n == 0.0)
+        .await;
     server.stop().await;
 }
 

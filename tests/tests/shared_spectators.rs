@@ -15,7 +15,6 @@ use std::time::Duration;
 use tickwire_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::time::Instant;
 
 /// Which stream a [`RawSpectator`] reads.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -185,15 +184,9 @@ impl RawSpectator {
 
 /// Polls `/metrics` until `ok` holds for `gauge` (or 10 s pass).
 async fn until(server: &TestServer, gauge: &str, what: &str, ok: impl Fn(f64) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let n = server.metric(gauge).await;
-        if ok(n) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: {gauge} is {n}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server
+        .until_metric(gauge, Duration::from_secs(10), what, ok)
+        .await;
 }
 
 async fn a_stalled_spectator_catches_up_and_rejoins(kind: Kind) {

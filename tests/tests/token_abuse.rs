@@ -142,18 +142,14 @@ async fn expired_tokens_are_refused() {
     let http_token = http_join(&server, "default").await;
     // The WebSocket ship waits out its 1 s grace; the HTTP session is unheard from for its 2 s
     // idle timeout, is reaped, then waits out the grace too. Only the honest ship remains.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, room) = server.get_json("/api/rooms/default").await;
-        if room["players"] == 1 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "ships outlived their sessions: {room}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    server
+        .until_room(
+            "default",
+            Duration::from_secs(10),
+            "ships outlived their sessions",
+            |room| room["players"] == 1,
+        )
+        .await;
 
     for token in [
         ws_token,

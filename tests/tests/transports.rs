@@ -87,19 +87,14 @@ async fn match_over(transport: Transport) {
     // The players left (over HTTP too): their ships are gone at the room's next tick, not after
     // the reconnect grace period. (A leave is answered once the room has the command; the room
     // counts its players when it applies it.)
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        let (_, room) = server.get_json("/api/rooms/default").await;
-        if room["players"] == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{transport}: players still in the room after leaving: {}",
-            room["players"]
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server
+        .until_room(
+            "default",
+            Duration::from_secs(2),
+            &format!("{transport}: players still in the room after leaving"),
+            |room| room["players"] == 0,
+        )
+        .await;
     server.stop().await;
 }
 
