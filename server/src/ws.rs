@@ -430,12 +430,7 @@ impl Session {
                 next = next_of(own.as_mut(), &self.app.shutdown), if stuck.is_none() => match next {
                     Next::Frame { published, payload, chat_from, .. } => {
                         let mut out = Vec::new();
-                        for line in &published.chat[chat_from..] {
-                            ws_link::binary_message(
-                                &codec::encode_server(&crate::render::chat_msg(line)),
-                                &mut out,
-                            );
-                        }
+                        ws_link::chat_messages(&published.chat[chat_from..], &mut out);
                         let ack = ship.map_or(0, |s| published.ack_for(s));
                         ws_link::frame_head(&published, &payload, ack, &mut out);
                         let clear = {

@@ -25,7 +25,6 @@ use crate::metrics::Transport;
 use crate::room::Room;
 use crate::ws_link::{self, Link, Seat};
 use game_core::NetId;
-use game_core::codec;
 use std::sync::{Arc, Mutex};
 
 /// A session in a shard, counted in `tickwire_shared_connections` while it is there.
@@ -135,12 +134,7 @@ async fn run(app: App, shard: Arc<Shard>, mut follower: Follower) {
             break;
         };
         let mut chat = Vec::new();
-        for line in &published.chat[chat_from..] {
-            ws_link::binary_message(
-                &codec::encode_server(&crate::render::chat_msg(line)),
-                &mut chat,
-            );
-        }
+        ws_link::chat_messages(&published.chat[chat_from..], &mut chat);
         if !shard.pass(&app, &published, &payload, &chat) {
             break;
         }

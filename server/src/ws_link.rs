@@ -292,6 +292,16 @@ pub fn binary_message(msg: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(msg);
 }
 
+/// Appends each chat line as a whole `ServerMsg::Chat` message.
+pub fn chat_messages(lines: &[crate::fanout::ChatLine], out: &mut Vec<u8>) {
+    for line in lines {
+        binary_message(
+            &game_core::codec::encode_server(&crate::render::chat_msg(line)),
+            out,
+        );
+    }
+}
+
 /// Appends what goes before the shared payload of `published`'s frame for a client with `ack`:
 /// the message header and the frame's head. The payload follows it on the wire.
 pub fn frame_head(
