@@ -411,9 +411,8 @@ impl Session {
                     };
                     if let Seat::Returned(tick) = returned {
                         own = Some(
-                            Follower::new(self.room.clone(), Some(tick), ship)
-                                .or_else(|_| Follower::new(self.room.clone(), None, ship))
-                                .ok()?,
+                            // A tick the room has sent is never ahead of it.
+                            Follower::new(self.room.clone(), Some(tick), ship).ok()?,
                         );
                     }
                 }
