@@ -258,7 +258,30 @@ def markdown(d):
             parts.append(f"### {title}\n\n{c['players']} players + {c['spectators']} spectators in "
                          f"{c['rooms']} room(s), chaos {c['chaos']}/s per client, "
                          f"{c['send_rate']} Hz sends. {totals(r)}\n\n" + per_transport(r))
+    floors = sorted(glob.glob(os.path.join(d, "floor-*.json")))
+    if floors:
+        parts.append("### Floor: the kernel's send() and recv() alone (`bots/examples/kernel_floor.rs`)"
+                     "\n\n" + floor([load(f) for f in floors]))
     return "\n\n".join(parts) + "\n"
+
+
+def floor(runs):
+    rows = ["| connections | rate Hz | frame B | input B | frames/s | server cores | "
+            "µs per frame (user + kernel) | clients one core holds at this cost |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        cpu = r["cpu_user_seconds"] + r["cpu_system_seconds"]
+        frames = max(r["frames"], 1)
+        per = cpu * 1e6 / frames
+        holds = 1e6 / per / r["rate_hz"] if per > 0 else None
+        rows.append(f"| {r['connections']:,} | {r['rate_hz']} | {r['frame_bytes']} | "
+                    f"{r['input_bytes'] or 'none'} | {r['frames'] / r['seconds']:,.0f} | "
+                    f"{cpu / r['seconds']:.2f} | {per:.2f} ({r['cpu_user_seconds'] * 1e6 / frames:.1f} + "
+                    f"{r['cpu_system_seconds'] * 1e6 / frames:.1f}) | {fmt(holds, 0)} |")
+    return ("\n".join(rows) + "\n\nNo server: one `send()` per connection per tick (and one "
+            "non-blocking `recv()` of its input), no protocol, no runtime, no readiness polling. "
+            "Any server that writes one TCP segment per client per frame spends at least this "
+            "here; the S1 and S2 rows above are this plus the server's own work.")
 
 
 def write(summary_path, target):
