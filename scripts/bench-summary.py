@@ -267,8 +267,9 @@ def markdown(d):
 
 def floor(runs):
     rows = ["| connections | rate Hz | frame B | input B | frames/s | server cores | "
-            "µs per frame (user + kernel) | clients one core holds at this cost |",
-            "|---|---|---|---|---|---|---|---|"]
+            "µs per frame (user + kernel) | clients one core holds at this cost | "
+            "empty system call µs |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         cpu = r["cpu_user_seconds"] + r["cpu_system_seconds"]
         frames = max(r["frames"], 1)
@@ -277,11 +278,14 @@ def floor(runs):
         rows.append(f"| {r['connections']:,} | {r['rate_hz']} | {r['frame_bytes']} | "
                     f"{r['input_bytes'] or 'none'} | {r['frames'] / r['seconds']:,.0f} | "
                     f"{cpu / r['seconds']:.2f} | {per:.2f} ({r['cpu_user_seconds'] * 1e6 / frames:.1f} + "
-                    f"{r['cpu_system_seconds'] * 1e6 / frames:.1f}) | {fmt(holds, 0)} |")
+                    f"{r['cpu_system_seconds'] * 1e6 / frames:.1f}) | {fmt(holds, 0)} | "
+                    f"{fmt(r.get('null_syscall_us'), 2)} |")
     return ("\n".join(rows) + "\n\nNo server: one `send()` per connection per tick (and one "
             "non-blocking `recv()` of its input), no protocol, no runtime, no readiness polling. "
             "Any server that writes one TCP segment per client per frame spends at least this "
-            "here; the S1 and S2 rows above are this plus the server's own work.")
+            "here; the S1 and S2 rows above are this plus the server's own work. The empty "
+            "system call (`getppid`) is what entering and leaving the kernel costs: all that "
+            "batching system calls could save per call, the TCP work itself stays.")
 
 
 def write(summary_path, target):

@@ -13,7 +13,9 @@
 //! Each tick the server side sends every connection one `--frame`-byte frame, then reads every
 //! connection once (non-blocking) for its input; the driving side sends every connection one
 //! `--input`-byte input and drains what arrived. The server side prints its CPU time (user and
-//! system, from `/proc/self/stat`) per frame sent and per input read.
+//! system, from `/proc/self/stat`) per frame sent and per input read, and, for scale, what an
+//! empty system call (`getppid`) costs: the most that batching system calls (`io_uring`) could
+//! save per call.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -94,6 +96,19 @@ struct Figures {
     inputs_read: u64,
     cpu_user_seconds: f64,
     cpu_system_seconds: f64,
+    null_syscall_us: f64,
+}
+
+/// What one empty system call (`getppid`) costs here, in µs: entering and leaving the kernel.
+fn null_syscall_us() -> f64 {
+    const CALLS: u32 = 1_000_000;
+    let started = Instant::now();
+    let mut sum = 0_u32;
+    for _ in 0..CALLS {
+        sum = sum.wrapping_add(std::hint::black_box(std::os::unix::process::parent_id()));
+    }
+    std::hint::black_box(sum);
+    started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS)
 }
 
 fn serve(cli: &Cli, listen: &str, run: Duration, period: Duration) -> anyhow::Result<Figures> {
@@ -103,6 +118,7 @@ fn serve(cli: &Cli, listen: &str, run: Duration, period: Duration) -> anyhow::Re
         let (stream, _) = listener.accept().context("accept")?;
         conns.push(prepare(stream)?);
     }
+    let null_syscall = null_syscall_us();
     let frame = vec![0x5a_u8; cli.frame];
     let mut buf = vec![0_u8; 4096];
     let (mut frames, mut inputs, mut bytes_in, mut short_writes) = (0_u64, 0_u64, 0_u64, 0_u64);
@@ -151,6 +167,7 @@ fn serve(cli: &Cli, listen: &str, run: Duration, period: Duration) -> anyhow::Re
         per_frame(user),
         per_frame(system)
     );
+    println!("  an empty system call (getppid): {null_syscall:.2} µs");
     println!(
         "  one core at this cost: {:.0} frames/s, {:.0} clients at {} Hz",
         1e6 / per_frame(user + system),
@@ -168,6 +185,7 @@ fn serve(cli: &Cli, listen: &str, run: Duration, period: Duration) -> anyhow::Re
         inputs_read: inputs,
         cpu_user_seconds: user,
         cpu_system_seconds: system,
+        null_syscall_us: null_syscall,
     })
 }
 
