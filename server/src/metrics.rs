@@ -47,7 +47,8 @@ pub enum Rejection {
     InputFlood,
     /// Room creations or joins over the per-IP rate.
     RateLimited,
-    /// Request headers or body not sent within their timeout (slowloris).
+    /// Request headers or body not sent within their timeout (slowloris). A keep-alive
+    /// connection closed while quiet between requests is not one.
     SlowRequest,
     /// A chat line over the length or rate limit.
     Chat,

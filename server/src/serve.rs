@@ -17,6 +17,7 @@ use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -61,6 +62,7 @@ pub async fn serve(listener: TcpListener, router: Router, app: App, gate: Arc<Ga
             let Some(conn) = crate::direct::direct(conn, &app).await else {
                 return;
             };
+            let (conn, traffic) = conn.watched();
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 router.clone().oneshot(req)
@@ -71,7 +73,9 @@ pub async fn serve(listener: TcpListener, router: Router, app: App, gate: Arc<Ga
             tokio::select! {
                 r = conn.as_mut() => {
                     if let Err(e) = r {
-                        if e.is_timeout() {
+                        // hyper's header timeout also closes a keep-alive connection that
+                        // stays quiet after its answer: closed, but not a slow request.
+                        if e.is_timeout() && !traffic.quiet_since_answer() {
                             app.metrics.reject(Rejection::SlowRequest);
                         }
                         tracing::trace!(%peer, error = %e, "connection ended");
@@ -160,6 +164,8 @@ pub struct Counted {
     /// The socket.
     pub tcp: TcpStream,
     _ticket: crate::limits::Ticket,
+    /// What hyper read and wrote through it, when the accept loop watches.
+    traffic: Option<Arc<Traffic>>,
 }
 
 impl Counted {
@@ -168,7 +174,40 @@ impl Counted {
         Self {
             tcp,
             _ticket: ticket,
+            traffic: None,
         }
+    }
+
+    /// The connection, now counting what is read and written through it.
+    fn watched(mut self) -> (Self, Arc<Traffic>) {
+        let traffic = Arc::new(Traffic::default());
+        self.traffic = Some(traffic.clone());
+        (self, traffic)
+    }
+
+    fn wrote(&self, n: usize) {
+        if let Some(t) = &self.traffic
+            && n > 0
+        {
+            t.read_at_last_write.store(t.read.load(Relaxed), Relaxed);
+            t.wrote.store(true, Relaxed);
+        }
+    }
+}
+
+/// What a served connection has read and written: enough to tell a client that stopped in the
+/// middle of a request from one that went quiet between requests.
+#[derive(Debug, Default)]
+struct Traffic {
+    read: AtomicU64,
+    read_at_last_write: AtomicU64,
+    wrote: AtomicBool,
+}
+
+impl Traffic {
+    /// Whether the server has answered and the client has sent nothing since.
+    fn quiet_since_answer(&self) -> bool {
+        self.wrote.load(Relaxed) && self.read.load(Relaxed) == self.read_at_last_write.load(Relaxed)
     }
 }
 
@@ -184,7 +223,13 @@ impl tokio::io::AsyncRead for Counted {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf);
+        if let Some(t) = &self.traffic {
+            t.read
+                .fetch_add((buf.filled().len() - before) as u64, Relaxed);
+        }
+        polled
     }
 }
 
@@ -194,7 +239,11 @@ impl tokio::io::AsyncWrite for Counted {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.tcp).poll_write(cx, buf)
+        let polled = std::pin::Pin::new(&mut self.tcp).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = polled {
+            self.wrote(n);
+        }
+        polled
     }
 
     fn poll_flush(
@@ -216,7 +265,11 @@ impl tokio::io::AsyncWrite for Counted {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        let polled = std::pin::Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        if let std::task::Poll::Ready(Ok(n)) = polled {
+            self.wrote(n);
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -168,6 +168,82 @@ async fn slowloris_headers_are_cut_off_at_the_header_timeout() {
     server.stop().await;
 }
 
+/// hyper's header timeout also ends keep-alive connections that stay quiet after their answer:
+/// such a connection is closed, but is not a slow request; one that starts its next request
+/// and stalls is. Before, every quiet keep-alive connection (a browser's, the load tool's
+/// metrics scraper's) counted as `slow_request`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_keep_alive_connection_is_closed_without_counting_as_slow() {
+    let server = TestServer::start(Config {
+        header_read_timeout_secs: 1,
+        ..test_config()
+    })
+    .await;
+    let slow = server.rejections("slow_request").await;
+
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut quiet = tcp_from(ip(2), server.addr).await;
+    let mut stalled = tcp_from(ip(3), server.addr).await;
+    for tcp in [&mut quiet, &mut stalled] {
+        tcp.write_all(request)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let answer = read_answer(tcp).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    }
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    for (name, tcp) in [("quiet", &mut quiet), ("stalled", &mut stalled)] {
+        let rest = read_to_end(tcp).await;
+        assert_eq!(rest, "", "the {name} connection got nothing more");
+        // `read_to_end` gives up after WAIT; a closed socket reads 0 at once.
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_millis(100), tcp.read(&mut byte)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0) | Err(_))),
+            "the {name} connection was closed at the header timeout"
+        );
+    }
+    assert_eq!(
+        server.rejections("slow_request").await - slow,
+        1.0,
+        "only the stalled request counted as slow"
+    );
+    server.stop().await;
+}
+
+/// One whole answer to a request on `tcp`: its head and its `Content-Length` bytes of body.
+async fn read_answer(tcp: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or_else(|| panic!("an answer without Content-Length: {head:?}"));
+            if body.len() >= length {
+                return text;
+            }
+        }
+        match tokio::time::timeout(WAIT, tcp.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            other => panic!(
+                "no whole answer: {other:?} after {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+}
+
 /// Request bodies that stop or trickle — a short `Content-Length` body, a byte every 200 ms,
 /// an unfinished chunked body — get 408 `body_timeout` after `body_read_timeout_secs` (1 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
