@@ -17,7 +17,7 @@ use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -180,7 +180,10 @@ impl Counted {
 
     /// The connection, now counting what is read and written through it.
     fn watched(mut self) -> (Self, Arc<Traffic>) {
-        let traffic = Arc::new(Traffic::default());
+        let traffic = Arc::new(Traffic {
+            read: AtomicU64::new(0),
+            read_when_answered: AtomicU64::new(NEVER),
+        });
         self.traffic = Some(traffic.clone());
         (self, traffic)
     }
@@ -189,25 +192,28 @@ impl Counted {
         if let Some(t) = &self.traffic
             && n > 0
         {
-            t.read_at_last_write.store(t.read.load(Relaxed), Relaxed);
-            t.wrote.store(true, Relaxed);
+            t.read_when_answered.store(t.read.load(Relaxed), Relaxed);
         }
     }
 }
 
 /// What a served connection has read and written: enough to tell a client that stopped in the
 /// middle of a request from one that went quiet between requests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Traffic {
+    /// Bytes read.
     read: AtomicU64,
-    read_at_last_write: AtomicU64,
-    wrote: AtomicBool,
+    /// `read` when the server last wrote; [`NEVER`] before it has.
+    read_when_answered: AtomicU64,
 }
+
+/// [`Traffic::read_when_answered`] of a connection the server has not written to.
+const NEVER: u64 = u64::MAX;
 
 impl Traffic {
     /// Whether the server has answered and the client has sent nothing since.
     fn quiet_since_answer(&self) -> bool {
-        self.wrote.load(Relaxed) && self.read.load(Relaxed) == self.read_at_last_write.load(Relaxed)
+        self.read.load(Relaxed) == self.read_when_answered.load(Relaxed)
     }
 }
 
