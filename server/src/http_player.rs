@@ -140,7 +140,7 @@ pub async fn join(
     let joined = match req.token.as_deref() {
         Some(t) => {
             let token: SessionToken = parse_token(&app, t)?;
-            room.resume(token).await
+            room.resume(token, None).await
         }
         None => {
             let name = req.name.unwrap_or_default();
@@ -149,7 +149,7 @@ pub async fn join(
                     "name is longer than {MAX_NAME_CHARS} characters"
                 )));
             }
-            room.join(crate::ws::clean_name(&name)).await
+            room.join(crate::ws::clean_name(&name), None).await
         }
     };
     let joined = joined.map_err(|e| {

@@ -134,10 +134,12 @@ pub enum ChatError {
 enum Command {
     Join {
         name: String,
+        link: Option<Arc<crate::ws_link::Link>>,
         reply: oneshot::Sender<Result<Joined, JoinError>>,
     },
     Resume {
         token: SessionToken,
+        link: Option<Arc<crate::ws_link::Link>>,
         reply: oneshot::Sender<Result<Joined, JoinError>>,
     },
     Leave {
@@ -253,13 +255,26 @@ impl Room {
     }
 
     /// Adds a player with a new ship.
-    pub async fn join(&self, name: String) -> Result<Joined, JoinError> {
-        self.request(|reply| Command::Join { name, reply }).await
+    ///
+    /// A WebSocket player gives its `link`: the room reads the player's inputs from it at its
+    /// ticks while the session lets it ([`crate::ws_link::Reader`]).
+    pub async fn join(
+        &self,
+        name: String,
+        link: Option<Arc<crate::ws_link::Link>>,
+    ) -> Result<Joined, JoinError> {
+        self.request(|reply| Command::Join { name, link, reply })
+            .await
     }
 
     /// Takes over the ship of an existing session.
-    pub async fn resume(&self, token: SessionToken) -> Result<Joined, JoinError> {
-        self.request(|reply| Command::Resume { token, reply }).await
+    pub async fn resume(
+        &self,
+        token: SessionToken,
+        link: Option<Arc<crate::ws_link::Link>>,
+    ) -> Result<Joined, JoinError> {
+        self.request(|reply| Command::Resume { token, link, reply })
+            .await
     }
 
     /// Removes a player's ship now, without waiting for the grace period.

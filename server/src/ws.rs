@@ -2,23 +2,25 @@
 //!
 //! The upgrade is answered here, and the session owns the socket after it ([`crate::ws_link`]).
 //! One task per connection reads the `Hello`, joins or resumes through the room, sends the
-//! `Welcome`, then loops: it forwards the client's inputs to the room's bounded per-player
-//! queue, pings, and sends the room's frames (a small header with this player's acknowledged
+//! `Welcome`, then loops: it reads the client, pings, and sends the room's frames (a small
+//! header with this player's acknowledged
 //! input sequence in front of the room's shared delta) — itself while it is behind, and through
 //! its room's shared writer ([`crate::ws_hub`]) once caught up. A slow reader holds up only its
 //! own socket, whose frames go back to its task, which skips to the newest send — conflation,
-//! no queue.
+//! no queue. A player's inputs go to the room: read here, through its bounded per-player queue;
+//! and, while the client sends nothing but inputs, read by the room itself at its ticks
+//! (`ws_link::Reader`), so an input costs no wake-up of this task.
 //!
 //! Every way out ends with a close frame that has a [`close`] code and a reason.
 
 use crate::App;
 use crate::api::AppError;
 use crate::follow::{Follower, Next, Presence};
-use crate::limits::{InputBudget, Verdict};
+use crate::limits::Verdict;
 use crate::metrics::{Rejection, Role, Transport};
 use crate::room::{JoinError, Joined, Room};
 use crate::serve::Counted;
-use crate::ws_link::{self, Io, Link, Seat};
+use crate::ws_link::{self, Io, Link, Reader, Seat};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -154,10 +156,27 @@ impl Close {
 /// tungstenite's protocol engine over a session's link.
 struct Socket(WebSocket<Io>);
 
+/// What [`Socket::receive`] got.
+enum Received {
+    /// What the client sent (`None`: it is gone).
+    Msg(Option<tungstenite::Result<Message>>),
+    /// The client had nothing more, and the room reads it from now on.
+    Handed,
+}
+
 impl Socket {
     /// The next thing the client sent: `None` when it is gone. Cancel safe: what has arrived
-    /// stays in tungstenite's buffer.
+    /// stays in the link or in tungstenite's buffer.
     async fn recv(&mut self) -> Option<tungstenite::Result<Message>> {
+        match self.receive(false).await {
+            Received::Msg(msg) => msg,
+            Received::Handed => None,
+        }
+    }
+
+    /// The next thing the client sent; or, with `hand_off` and nothing to read, the reading
+    /// handed to the room ([`ws_link::Link::hand_to_room`]).
+    async fn receive(&mut self, hand_off: bool) -> Received {
         // Before anything is read, so that a cancelled `recv` loses nothing: reads that never
         // wait would otherwise never give the runtime back to its other tasks.
         tokio::task::consume_budget().await;
@@ -165,12 +184,16 @@ impl Socket {
             match self.0.read() {
                 Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                    return None;
+                    return Received::Msg(None);
                 }
-                r => return Some(r),
+                r => return Received::Msg(Some(r)),
             }
-            if self.0.get_ref().link().tcp().readable().await.is_err() {
-                return None;
+            let link = self.0.get_ref().link();
+            if hand_off && link.hand_to_room() {
+                return Received::Handed;
+            }
+            if link.tcp().readable().await.is_err() {
+                return Received::Msg(None);
             }
         }
     }
@@ -183,7 +206,6 @@ struct Session {
     link: Arc<Link>,
     socket: Socket,
     started: Instant,
-    budget: InputBudget,
     chat: crate::limits::Budget,
 }
 
@@ -191,7 +213,12 @@ impl Session {
     fn new(app: App, room: Room, role: Role, conn: Counted, early: bytes::Bytes) -> Self {
         let limit = app.cfg.max_message_bytes;
         // A client that does not read holds at most a frame and this much besides.
-        let link = Arc::new(Link::new(conn, codec::SERVER_MSG_LIMIT + 64 * 1024));
+        let link = Arc::new(Link::new(
+            conn,
+            codec::SERVER_MSG_LIMIT + 64 * 1024,
+            &early,
+            app.cfg.input_rate(),
+        ));
         let config = WebSocketConfig::default()
             .max_message_size(Some(limit))
             .max_frame_size(Some(limit))
@@ -202,7 +229,7 @@ impl Session {
             .read_buffer_size(512)
             // Writes go straight to the link, which keeps what the socket does not take.
             .write_buffer_size(0);
-        let io = Io::new(link.clone(), early);
+        let io = Io::new(link.clone());
         let socket = Socket(WebSocket::from_raw_socket(
             io,
             tungstenite::protocol::Role::Server,
@@ -214,7 +241,6 @@ impl Session {
             link,
             socket,
             started: Instant::now(),
-            budget: InputBudget::new(app.cfg.input_rate()),
             chat: crate::chat::budget(&app),
             app,
         }
@@ -235,8 +261,12 @@ impl Session {
                 .then(|| Close::new(close::GOING_AWAY, "the server is shutting down"))
         });
         drop(presence);
-        // Frames stop here, whoever was sending them.
-        self.link.lock().seat = Seat::Own;
+        // Frames stop here, whoever was sending them, and the room reads no more.
+        {
+            let mut wire = self.link.lock();
+            wire.seat = Seat::Own;
+            wire.reader = Reader::Session;
+        }
         self.room.ws_hub().leave(&self.link);
         let ws = &mut self.socket;
         let link = &self.link;
@@ -313,8 +343,14 @@ impl Session {
         }
         let joined = match (self.role, token) {
             (Role::Spectator, _) => None,
-            (Role::Player, Some(token)) => Some(self.room.resume(token).await),
-            (Role::Player, None) => Some(self.room.join(clean_name(&name)).await),
+            (Role::Player, Some(token)) => {
+                Some(self.room.resume(token, Some(self.link.clone())).await)
+            }
+            (Role::Player, None) => Some(
+                self.room
+                    .join(clean_name(&name), Some(self.link.clone()))
+                    .await,
+            ),
         };
         let joined = match joined.transpose() {
             Ok(j) => j,
@@ -370,6 +406,10 @@ impl Session {
         let ship = joined.map(|j| j.ship);
         let link = self.link.clone();
         let mut own = Some(follower);
+        // Whether this task reads the client; a player's room reads it while it only sends
+        // inputs (see `ws_link`).
+        let mut reading = true;
+        let hand_off = joined.is_some();
         // Made once, not on every pass: each is a waiter on its token, and this loop turns for
         // every frame and every message (the profile showed them, BENCHMARKS.md).
         let stop = self.app.shutdown.clone();
@@ -380,11 +420,20 @@ impl Session {
             let stuck = link.stuck_since();
             tokio::select! {
                 biased;
-                // First: a wake-up is almost always an input, and taking it before polling the
-                // rest halves the branches polled per input (the others are polled on the pass
-                // that finds the socket empty, which comes next; `recv` yields to the runtime
-                // every so often, so a client that never stops sending cannot hold it).
-                msg = self.socket.recv() => {
+                // First: while this task reads, a wake-up is almost always a message, and
+                // taking it before polling the rest halves the branches polled per message (the
+                // others are polled on the pass that finds the socket empty, which comes next;
+                // `recv` yields to the runtime every so often, so a client that never stops
+                // sending cannot hold it). A player with nothing more to say hands the reading
+                // to its room, which gives it back at anything but an input.
+                received = self.socket.receive(hand_off), if reading => {
+                    let msg = match received {
+                        Received::Msg(msg) => msg,
+                        Received::Handed => {
+                            reading = false;
+                            continue;
+                        }
+                    };
                     last_heard = Instant::now();
                     let msg = match self.decode(msg)? {
                         Ok(msg) => msg,
@@ -399,6 +448,12 @@ impl Session {
                 }
                 _ = &mut taken_over => {
                     return Some(Close::new(close::REPLACED, "this session was resumed by another connection"));
+                }
+                asked = link.room_done(), if !reading => {
+                    reading = true;
+                    if let Some((code, reason)) = asked {
+                        return Some(Close::new(code, reason));
+                    }
                 }
                 _ = link.handed_back(), if own.is_none() => {
                     let returned = {
@@ -453,7 +508,7 @@ impl Session {
                     }
                 },
                 _ = pings.tick() => {
-                    if last_heard.elapsed() >= idle_after {
+                    if last_heard.max(link.heard()).elapsed() >= idle_after {
                         self.app.metrics.reject(Rejection::IdleTimeout);
                         return Some(Close::new(close::IDLE_TIMEOUT, "nothing heard from the client for too long"));
                     }
@@ -475,7 +530,8 @@ impl Session {
                         "spectators cannot send input",
                     )));
                 };
-                match self.budget.spend() {
+                let verdict = self.link.lock().budget.spend();
+                match verdict {
                     Verdict::Accept => {}
                     Verdict::Drop => {
                         self.app.metrics.reject(Rejection::InputRate);
@@ -483,7 +539,7 @@ impl Session {
                     }
                     Verdict::Flood => {
                         self.app.metrics.reject(Rejection::InputFlood);
-                        let rate = self.budget.rate();
+                        let rate = self.link.lock().budget.rate();
                         return Some(Some(Close::new(
                             close::POLICY,
                             format!("input flood: more than {rate} inputs per second"),

@@ -14,6 +14,14 @@
 //! The frames themselves are written pre-framed: a WebSocket header and the frame's head for
 //! this client (its acknowledged input) in front of the room's shared payload, in one vectored
 //! write, so a shard copies nothing per client.
+//!
+//! Reads go through the link too, and [`Reader`] says who makes them. A player's task reads
+//! until the client has nothing more to say, then lets its room read: at every tick the room
+//! takes the whole input messages at the front of what the client sent
+//! ([`Link::take_inputs`]) — no wake-up of the session's task per input, no queue between them.
+//! Anything else (another message, a control frame, the end of the connection) goes back to
+//! the task, which reads it through tungstenite as before. Bytes reach tungstenite one frame at
+//! a time ([`Io`]), so at a frame boundary tungstenite holds nothing and the room can take over.
 
 use crate::serve::Counted;
 use bytes::{Buf, BytesMut};
@@ -34,7 +42,16 @@ pub enum Seat {
     Returned(u32),
 }
 
-/// The state the session's task and a shard share, behind the link's lock.
+/// Who reads what a client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// The session's task, through tungstenite.
+    Session,
+    /// The room, at its ticks: whole input messages only.
+    Room,
+}
+
+/// The state the session's task, its room and a shard share, behind the link's lock.
 #[derive(Debug)]
 pub struct Wire {
     /// Bytes written but not yet taken by the socket; they go before anything else.
@@ -43,6 +60,23 @@ pub struct Wire {
     stuck_since: Option<Instant>,
     /// Who sends the frames.
     pub seat: Seat,
+    /// Who reads the client.
+    pub reader: Reader,
+    /// Bytes read from the client and not yet handed on (a few hundred at most: more are read
+    /// only when these do not hold what is needed next).
+    inbound: BytesMut,
+    /// Bytes of the frame being handed to tungstenite that it has not had yet.
+    frame_left: u64,
+    /// Whether tungstenite is inside a fragmented message.
+    in_message: bool,
+    /// The client has closed its side: what is left of `inbound` is all there is.
+    eof: bool,
+    /// When the room last took an input from the client.
+    heard: Instant,
+    /// A close the room wants the session to send.
+    close: Option<(u16, String)>,
+    /// The player's input rate, whoever reads the inputs.
+    pub budget: crate::limits::InputBudget,
 }
 
 impl Wire {
@@ -60,9 +94,18 @@ pub struct Link {
     wire: Mutex<Wire>,
     /// Wakes the session's task when a shard gives its frames back.
     handback: Notify,
+    /// Wakes the session's task when the room gives the reading back.
+    turn: Notify,
     /// The most bytes kept for a client that does not read.
     limit: usize,
 }
+
+/// The most bytes one read from the socket takes.
+const READ_CHUNK: usize = 512;
+
+/// The largest input message the room takes itself: one with a 7-bit length (inputs are a
+/// dozen bytes).
+const ROOM_PAYLOAD_MAX: usize = 125;
 
 /// The most separate pieces one [`Link::write`] takes.
 const PIECES: usize = 4;
@@ -71,16 +114,27 @@ const PIECES: usize = 4;
 const JOIN_BELOW: usize = 2048;
 
 impl Link {
-    /// A link over `conn` that keeps at most `limit` bytes for a client that does not read.
-    pub fn new(conn: Counted, limit: usize) -> Self {
+    /// A link over `conn` that keeps at most `limit` bytes for a client that does not read,
+    /// starting with `early` (what the client sent with its upgrade request) to read, for a
+    /// player allowed `input_rate` inputs per second.
+    pub fn new(conn: Counted, limit: usize, early: &[u8], input_rate: u32) -> Self {
         Self {
             conn,
             wire: Mutex::new(Wire {
                 pending: BytesMut::new(),
                 stuck_since: None,
                 seat: Seat::Own,
+                reader: Reader::Session,
+                inbound: BytesMut::from(early),
+                frame_left: 0,
+                in_message: false,
+                eof: false,
+                heard: Instant::now(),
+                close: None,
+                budget: crate::limits::InputBudget::new(input_rate),
             }),
             handback: Notify::new(),
+            turn: Notify::new(),
             limit,
         }
     }
@@ -190,6 +244,129 @@ impl Link {
         self.handback.notified().await;
     }
 
+    /// Reads what the socket has (at most [`READ_CHUNK`] bytes) into `inbound`; `Ok(0)` at the
+    /// end of the connection, `WouldBlock` when there is nothing.
+    fn fill(&self, wire: &mut Wire) -> io::Result<usize> {
+        let mut chunk = [0u8; READ_CHUNK];
+        // A read that gets less than it asked for has drained the socket: like tokio's own
+        // `poll_read`, say so (a `WouldBlock` from the closure clears the readiness, unless an
+        // event came in meanwhile), so the next read waits for readiness instead of making a
+        // system call that finds nothing — one `recv` per input instead of two.
+        let tcp = &self.conn.tcp;
+        let mut drained = 0;
+        let read = tcp.try_io(tokio::io::Interest::READABLE, || {
+            let n = (&*socket2::SockRef::from(tcp)).read(&mut chunk)?;
+            if n > 0 && n < chunk.len() {
+                drained = n;
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        let n = match read {
+            Err(e) if e.kind() == ErrorKind::WouldBlock && drained > 0 => drained,
+            r => r?,
+        };
+        wire.inbound.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// Lets the room read the client from now on, if tungstenite is at a frame boundary
+    /// outside any fragmented message and nothing is left for the session to say. Called by
+    /// the session's task when the client has nothing more.
+    pub fn hand_to_room(&self) -> bool {
+        let mut wire = self.lock();
+        let free = wire.frame_left == 0 && !wire.in_message && !wire.eof && wire.close.is_none();
+        if free {
+            wire.reader = Reader::Room;
+        }
+        free
+    }
+
+    /// Waits until the room gives the reading back (see [`Link::take_inputs`]); then the
+    /// session's task reads again, and sends the close the room asked for, if any.
+    pub async fn room_done(&self) -> Option<(u16, String)> {
+        self.turn.notified().await;
+        self.lock().close.take()
+    }
+
+    /// When the room last took an input from the client.
+    pub fn heard(&self) -> Instant {
+        self.lock().heard
+    }
+
+    /// The room's read at a tick, while it is the reader: takes the whole input messages at the
+    /// front of what the client sent, at most `max`, spends the input budget on each, and gives
+    /// each accepted input to `each`. Inputs beyond `max` wait for the next tick (and the
+    /// client's sends for the socket). Anything that is not a whole input message goes back to
+    /// the session's task untouched, which reads it through tungstenite; so does a flood, with
+    /// the close to send.
+    pub fn take_inputs(
+        &self,
+        max: usize,
+        metrics: &crate::metrics::Metrics,
+        mut each: impl FnMut(u32, game_core::Input),
+    ) {
+        use crate::limits::Verdict;
+        use crate::metrics::Rejection;
+        use game_core::protocol::close;
+        let mut wire = self.lock();
+        if wire.reader != Reader::Room {
+            return;
+        }
+        let mut taken = 0;
+        while taken < max {
+            let (seq, input, len) = match front_input(&wire.inbound) {
+                Front::Input { seq, input, len } => (seq, input, len),
+                Front::Other => return self.give_back(&mut wire),
+                Front::Incomplete => match self.fill(&mut wire) {
+                    Ok(0) => {
+                        wire.eof = true;
+                        return self.give_back(&mut wire);
+                    }
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                    // The session's own read meets the error again (or the end).
+                    Err(_) => return self.give_back(&mut wire),
+                },
+            };
+            match wire.budget.spend() {
+                Verdict::Accept => {}
+                Verdict::Drop => {
+                    metrics.reject(Rejection::InputRate);
+                    wire.inbound.advance(len);
+                    taken += 1;
+                    continue;
+                }
+                Verdict::Flood => {
+                    metrics.reject(Rejection::InputFlood);
+                    let rate = wire.budget.rate();
+                    wire.close = Some((
+                        close::POLICY,
+                        format!("input flood: more than {rate} inputs per second"),
+                    ));
+                    return self.give_back(&mut wire);
+                }
+            }
+            wire.inbound.advance(len);
+            wire.heard = Instant::now();
+            taken += 1;
+            let input = if input.is_valid() {
+                input
+            } else {
+                metrics.reject(Rejection::InputOutOfRange);
+                input.sanitized()
+            };
+            metrics.input_in();
+            each(seq, input);
+        }
+    }
+
+    /// The session's task reads again (see [`Link::room_done`]).
+    fn give_back(&self, wire: &mut Wire) {
+        wire.reader = Reader::Session;
+        self.turn.notify_one();
+    }
+
     /// Ends the connection both ways now, whoever still holds the link.
     pub fn shutdown(&self) {
         let _ = socket2::SockRef::from(&self.conn.tcp).shutdown(std::net::Shutdown::Both);
@@ -205,23 +382,116 @@ fn keep_rest(pieces: &[&[u8]], mut written: usize, pending: &mut BytesMut) {
     }
 }
 
-/// The stream tungstenite's protocol engine works on: reads take what the socket (or what was
-/// read with the upgrade request) has, and say `WouldBlock` otherwise; writes go through the
-/// link and never block.
+/// The opcode of a binary frame (RFC 6455 §5.2).
+const OPCODE_BINARY: u8 = 2;
+
+/// The head of a frame a client sent (RFC 6455 §5.2), as far as the link needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientHead {
+    /// The final frame of its message.
+    pub fin: bool,
+    /// The reserved bits (no extension is negotiated: anything but 0 is an error).
+    pub rsv: u8,
+    /// The opcode.
+    pub opcode: u8,
+    /// The masking key (a client's frames must have one).
+    pub mask: Option<[u8; 4]>,
+    /// Bytes of the head itself.
+    pub len: usize,
+    /// Bytes of payload after it.
+    pub payload: u64,
+}
+
+impl ClientHead {
+    /// The head at the front of `buf`, or `None` while it is not all there.
+    pub fn parse(buf: &[u8]) -> Option<Self> {
+        let (&b0, &b1) = (buf.first()?, buf.get(1)?);
+        let (payload, mut len) = match b1 & 0x7f {
+            126 => (
+                u64::from(u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?)),
+                4,
+            ),
+            127 => (u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?), 10),
+            n => (u64::from(n), 2),
+        };
+        let mask = if b1 & 0x80 != 0 {
+            let key: [u8; 4] = buf.get(len..len + 4)?.try_into().ok()?;
+            len += 4;
+            Some(key)
+        } else {
+            None
+        };
+        Some(Self {
+            fin: b0 & 0x80 != 0,
+            rsv: b0 & 0x70,
+            opcode: b0 & 0x0f,
+            mask,
+            len,
+            payload,
+        })
+    }
+}
+
+/// What is at the front of the bytes a client sent, for the room.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Front {
+    /// A whole input message, `len` bytes with its frame head.
+    Input {
+        /// Its sequence number.
+        seq: u32,
+        /// The controls.
+        input: game_core::Input,
+        /// Bytes of the frame.
+        len: usize,
+    },
+    /// The start of what may be an input message: more bytes are needed to tell.
+    Incomplete,
+    /// Anything else: the session's task reads it.
+    Other,
+}
+
+/// Reads the front of `inbound`: a whole input message (an unfragmented, masked binary frame
+/// of at most [`ROOM_PAYLOAD_MAX`] bytes holding a `ClientMsg::Input`), or what else it is.
+pub fn front_input(inbound: &[u8]) -> Front {
+    let Some(head) = ClientHead::parse(inbound) else {
+        return Front::Incomplete;
+    };
+    let (Some(mask), true, 0, OPCODE_BINARY) = (head.mask, head.fin, head.rsv, head.opcode) else {
+        return Front::Other;
+    };
+    let size = match usize::try_from(head.payload) {
+        Ok(size) if size <= ROOM_PAYLOAD_MAX => size,
+        _ => return Front::Other,
+    };
+    let Some(masked) = inbound.get(head.len..head.len + size) else {
+        return Front::Incomplete;
+    };
+    let mut payload = [0u8; ROOM_PAYLOAD_MAX];
+    for (i, (out, byte)) in payload.iter_mut().zip(masked).enumerate() {
+        *out = byte ^ mask[i % 4];
+    }
+    match game_core::codec::decode_client(&payload[..size]) {
+        Ok(game_core::protocol::ClientMsg::Input { seq, input }) => Front::Input {
+            seq,
+            input,
+            len: head.len + size,
+        },
+        _ => Front::Other,
+    }
+}
+
+/// The stream tungstenite's protocol engine works on: reads take what the client sent, one
+/// frame at a time, and say `WouldBlock` when there is nothing; writes go through the link
+/// and never block.
 #[derive(Debug)]
 pub struct Io {
     link: std::sync::Arc<Link>,
-    /// Bytes that came with the upgrade request, read before the socket.
-    early: bytes::Bytes,
 }
 
 impl Io {
-    /// A stream over `link`, starting with `early`.
-    pub fn new(link: std::sync::Arc<Link>, early: bytes::Bytes) -> Self {
-        // The bytes are a slice of the HTTP connection's read buffer (8 KiB or more), which
-        // the slice keeps whole, even an empty one: keep a copy of just the bytes.
-        let early = bytes::Bytes::copy_from_slice(&early);
-        Self { link, early }
+    /// A stream over `link`.
+    pub fn new(link: std::sync::Arc<Link>) -> Self {
+        Self { link }
     }
 
     /// The link.
@@ -232,29 +502,38 @@ impl Io {
 
 impl Read for Io {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.early.is_empty() {
-            let n = buf.len().min(self.early.len());
-            buf[..n].copy_from_slice(&self.early[..n]);
-            self.early.advance(n);
-            return Ok(n);
-        }
-        // A read that gets less than it asked for has drained the socket: like tokio's own
-        // `poll_read`, say so (a `WouldBlock` from the closure clears the readiness, unless an
-        // event came in meanwhile), so the next read waits for readiness instead of making a
-        // system call that finds nothing — one `recv` per input instead of two.
-        let tcp = &self.link.conn.tcp;
-        let mut drained = 0;
-        let read = tcp.try_io(tokio::io::Interest::READABLE, || {
-            let n = (&*socket2::SockRef::from(tcp)).read(buf)?;
-            if n > 0 && n < buf.len() {
-                drained = n;
-                return Err(ErrorKind::WouldBlock.into());
+        let link = &self.link;
+        let mut wire = link.lock();
+        loop {
+            if wire.eof {
+                // The client is done: what is left, then the end.
+                let n = buf.len().min(wire.inbound.len());
+                buf[..n].copy_from_slice(&wire.inbound[..n]);
+                wire.inbound.advance(n);
+                return Ok(n);
             }
-            Ok(n)
-        });
-        match read {
-            Err(e) if e.kind() == ErrorKind::WouldBlock && drained > 0 => Ok(drained),
-            r => r,
+            if wire.frame_left == 0
+                && let Some(head) = ClientHead::parse(&wire.inbound)
+            {
+                // A new frame: tungstenite gets it, and nothing of the next one with it.
+                wire.frame_left = head.len as u64 + head.payload;
+                if matches!(head.opcode, 1 | OPCODE_BINARY) {
+                    wire.in_message = !head.fin;
+                } else if head.opcode == 0 && head.fin {
+                    wire.in_message = false;
+                }
+            }
+            if wire.frame_left > 0 && !wire.inbound.is_empty() {
+                let left = usize::try_from(wire.frame_left).unwrap_or(usize::MAX);
+                let n = buf.len().min(wire.inbound.len()).min(left);
+                buf[..n].copy_from_slice(&wire.inbound[..n]);
+                wire.inbound.advance(n);
+                wire.frame_left -= n as u64;
+                return Ok(n);
+            }
+            if link.fill(&mut wire)? == 0 {
+                wire.eof = true;
+            }
         }
     }
 }
@@ -321,7 +600,7 @@ pub fn frame_head(
 mod tests {
     use super::*;
     use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket};
-    use tokio_tungstenite::tungstenite::{Bytes as WsBytes, Message};
+    use tokio_tungstenite::tungstenite::{Bytes as WsBytes, Error, Message};
 
     /// What a client's tungstenite reads from `wire`.
     fn client_reads(wire: Vec<u8>) -> Vec<Message> {
@@ -365,7 +644,10 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let gate = crate::limits::Gate::new(10, 10);
         let ticket = gate.admit(peer.ip()).unwrap_or_else(|_| panic!("admitted"));
-        (Link::new(Counted::new(tcp, ticket), 256 * 1024), client)
+        (
+            Link::new(Counted::new(tcp, ticket), 256 * 1024, &[], 60),
+            client,
+        )
     }
 
     #[tokio::test]
@@ -455,6 +737,195 @@ mod tests {
             let want = Message::Binary(published.frame_bytes(&payload, ack));
             proptest::prop_assert_eq!(got, vec![want]);
         }
+    }
+
+    /// What a tungstenite client sends for `msgs`: masked frames, as a browser's.
+    fn client_sends(msgs: &[Message]) -> Vec<u8> {
+        #[derive(Default)]
+        struct Out(Vec<u8>);
+        impl Read for Out {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(ErrorKind::WouldBlock.into())
+            }
+        }
+        impl Write for Out {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut ws = WebSocket::from_raw_socket(Out::default(), Role::Client, None);
+        for m in msgs {
+            ws.write(m.clone()).unwrap_or_else(|e| panic!("{e}"));
+        }
+        ws.flush().unwrap_or_else(|e| panic!("{e}"));
+        std::mem::take(&mut ws.get_mut().0)
+    }
+
+    fn input_msg(seq: u32, thrust: i8, turn: i8, buttons: u8) -> Message {
+        let msg = game_core::protocol::ClientMsg::Input {
+            seq,
+            input: game_core::Input {
+                thrust,
+                turn,
+                buttons,
+            },
+        };
+        Message::Binary(game_core::codec::encode_client(&msg).into())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// An input message as a client frames it is read whole, with its length; every shorter
+        /// prefix of it is incomplete, never something else.
+        #[test]
+        fn an_input_frame_is_read_whole_and_its_prefixes_wait(
+            seq in proptest::prelude::any::<u32>(),
+            thrust in proptest::prelude::any::<i8>(),
+            turn in proptest::prelude::any::<i8>(),
+            buttons in proptest::prelude::any::<u8>(),
+            after in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
+        ) {
+            let mut wire = client_sends(&[input_msg(seq, thrust, turn, buttons)]);
+            let len = wire.len();
+            for cut in 0..len {
+                proptest::prop_assert_eq!(front_input(&wire[..cut]), Front::Incomplete);
+            }
+            wire.extend_from_slice(&after);
+            let input = game_core::Input { thrust, turn, buttons };
+            proptest::prop_assert_eq!(front_input(&wire), Front::Input { seq, input, len });
+        }
+
+        /// Whatever the bytes, the front is read without panicking, and an input read from it
+        /// lies within them.
+        #[test]
+        fn any_bytes_read_safely(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            if let Front::Input { len, .. } = front_input(&bytes) {
+                proptest::prop_assert!(len <= bytes.len());
+            }
+        }
+    }
+
+    /// Every other message a client may send is the session's to read: chat, the other client
+    /// messages, text, control frames, a fragmented or unmasked frame, a bad payload.
+    #[test]
+    fn anything_but_a_whole_input_is_the_sessions() {
+        use game_core::protocol::ClientMsg;
+        let encoded = |m: &ClientMsg| Message::Binary(game_core::codec::encode_client(m).into());
+        let others = [
+            encoded(&ClientMsg::Chat {
+                text: "hi".to_owned(),
+            }),
+            encoded(&ClientMsg::Ping { id: 7 }),
+            encoded(&ClientMsg::Leave),
+            Message::Binary(vec![0xff; 9].into()),
+            Message::Text("input".into()),
+            Message::Ping(WsBytes::from_static(b"p")),
+            Message::Pong(WsBytes::new()),
+            Message::Close(None),
+        ];
+        for m in &others {
+            let wire = client_sends(std::slice::from_ref(m));
+            assert_eq!(front_input(&wire), Front::Other, "{m:?}");
+        }
+        // An input's bytes in a frame that is not final, or not masked.
+        let whole = client_sends(&[input_msg(1, 0, 0, 0)]);
+        let mut unfinished = whole.clone();
+        unfinished[0] &= 0x7f;
+        assert_eq!(front_input(&unfinished), Front::Other);
+        let payload = game_core::codec::encode_client(&ClientMsg::Input {
+            seq: 1,
+            input: game_core::Input::default(),
+        });
+        let mut unmasked = Vec::new();
+        binary_message(&payload, &mut unmasked);
+        assert_eq!(front_input(&unmasked), Front::Other);
+    }
+
+    /// The session's task and the room take turns reading one client, as the server does:
+    /// the session reads through tungstenite until the client has nothing more and hands the
+    /// reading to the room; the room takes whole inputs at its ticks and gives the reading back
+    /// at anything else. Whatever the messages and however the client's bytes are cut, every
+    /// message arrives once, in order, and the room has taken inputs itself.
+    #[tokio::test]
+    async fn the_session_and_the_room_take_turns_and_lose_nothing() {
+        let metrics = crate::metrics::Metrics::default();
+        let mut room_took = 0;
+        for seed in 1..=20u64 {
+            let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let mut next = move |n: u64| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng % n
+            };
+            let mut sent = Vec::new();
+            for i in 0..60u32 {
+                sent.push(match next(10) {
+                    0 => Message::Binary(
+                        game_core::codec::encode_client(&game_core::protocol::ClientMsg::Chat {
+                            text: format!("line {i}"),
+                        })
+                        .into(),
+                    ),
+                    1 => Message::Ping(WsBytes::from(i.to_le_bytes().to_vec())),
+                    _ => input_msg(i + 1, i as i8, 0, 0),
+                });
+            }
+            let wire = client_sends(&sent);
+            let (link, mut client) = pair().await;
+            let link = std::sync::Arc::new(link);
+            let mut ws = WebSocket::from_raw_socket(Io::new(link.clone()), Role::Server, None);
+            let mut got: Vec<Message> = Vec::new();
+            let session_reads = |ws: &mut WebSocket<Io>, got: &mut Vec<Message>| loop {
+                match ws.read() {
+                    Ok(Message::Pong(_)) => {}
+                    Ok(m) => got.push(m),
+                    Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                        // Nothing more: the room reads on, unless a frame is only partly here.
+                        let _ = link.hand_to_room();
+                        break;
+                    }
+                    Err(e) => panic!("seed {seed}: {e}"),
+                }
+            };
+            let total = sent.len();
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut at = 0;
+            while got.len() < total {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "seed {seed}: stuck at {} of {total} messages",
+                    got.len()
+                );
+                if at < wire.len() {
+                    let cut = (at + 1 + next(40) as usize).min(wire.len());
+                    tokio::io::AsyncWriteExt::write_all(&mut client, &wire[at..cut])
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    at = cut;
+                }
+                // The runtime's driver sees the bytes arrive.
+                let wait = std::time::Duration::from_millis(20);
+                let _ = tokio::time::timeout(wait, link.tcp().readable()).await;
+                if link.lock().reader == Reader::Room {
+                    let max = 1 + next(4) as usize;
+                    link.take_inputs(max, &metrics, |seq, input| {
+                        room_took += 1;
+                        got.push(input_msg(seq, input.thrust, input.turn, input.buttons));
+                    });
+                }
+                if link.lock().reader == Reader::Session {
+                    session_reads(&mut ws, &mut got);
+                }
+            }
+            assert_eq!(got, sent, "seed {seed}");
+        }
+        assert!(room_took > 100, "the room took inputs itself: {room_took}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The room task: the loop that owns a room's [`World`] — commands (join, resume, leave),
-//! fixed-step ticks that drain every player's input queue and step the world, AI pilots for
+//! fixed-step ticks that drain every player's input queue, read WebSocket players' inputs off
+//! their sockets ([`crate::ws_link::Link::take_inputs`]) and step the world, AI pilots for
 //! filler ships, the reconnect grace period, and a publish on every send tick.
 
 use super::{
@@ -30,6 +31,8 @@ struct Player {
     name: Arc<str>,
     /// The current connection's queue; `None` while detached (in the grace period).
     inputs: Option<mpsc::Receiver<InputMsg>>,
+    /// A WebSocket connection's link, whose inputs the room reads while the session lets it.
+    link: Option<Arc<crate::ws_link::Link>>,
     last_seq: u32,
     replaced: CancellationToken,
     detached_at: Option<Instant>,
@@ -191,11 +194,11 @@ impl RoomTask {
 
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Join { name, reply } => {
-                let _ = reply.send(self.join(&name));
+            Command::Join { name, link, reply } => {
+                let _ = reply.send(self.join(&name, link));
             }
-            Command::Resume { token, reply } => {
-                let _ = reply.send(self.resume(token));
+            Command::Resume { token, link, reply } => {
+                let _ = reply.send(self.resume(token, link));
             }
             Command::Leave { ship, token } => {
                 if self.players.get(&ship).is_some_and(|p| p.token == token) {
@@ -220,7 +223,11 @@ impl RoomTask {
         self.players.len()
     }
 
-    fn join(&mut self, name: &str) -> Result<Joined, JoinError> {
+    fn join(
+        &mut self,
+        name: &str,
+        link: Option<Arc<crate::ws_link::Link>>,
+    ) -> Result<Joined, JoinError> {
         if self.humans() >= usize::from(self.room.capacity()) {
             return Err(JoinError::Full);
         }
@@ -228,7 +235,7 @@ impl RoomTask {
         self.fill_ai(self.humans() + 1);
         let ship = self.world.add_ship().ok_or(JoinError::Full)?;
         let token = SessionToken(random_token());
-        let (joined, player) = attach(ship, token, Arc::from(name), 0, self.cfg.input_queue);
+        let (joined, player) = attach(ship, token, Arc::from(name), 0, self.cfg.input_queue, link);
         self.players.insert(ship, player);
         self.by_token.insert(token, ship);
         self.update_stats();
@@ -236,14 +243,18 @@ impl RoomTask {
         Ok(joined)
     }
 
-    fn resume(&mut self, token: SessionToken) -> Result<Joined, JoinError> {
+    fn resume(
+        &mut self,
+        token: SessionToken,
+        link: Option<Arc<crate::ws_link::Link>>,
+    ) -> Result<Joined, JoinError> {
         let ship = *self.by_token.get(&token).ok_or(JoinError::BadToken)?;
         let player = self.players.get_mut(&ship).ok_or(JoinError::BadToken)?;
         // A connection still holding the session is told it was replaced.
         player.replaced.cancel();
         let last_seq = player.last_seq;
         let name = player.name.clone();
-        let (joined, fresh) = attach(ship, token, name, last_seq, self.cfg.input_queue);
+        let (joined, fresh) = attach(ship, token, name, last_seq, self.cfg.input_queue, link);
         *player = fresh;
         tracing::info!(room = %self.room.id(), ship, "player resumed");
         Ok(joined)
@@ -306,24 +317,39 @@ impl RoomTask {
             };
             let mut merged: Option<Input> = None;
             let mut disconnected = false;
-            for _ in 0..self.cfg.max_inputs_per_tick {
+            let mut taken = 0;
+            let metrics = &self.metrics;
+            // Buttons pressed in any input of this tick count, so a tap is not lost.
+            let mut merge = |last_seq: &mut u32, seq: u32, input: Input| {
+                if seq <= *last_seq {
+                    metrics.reject(Rejection::InputStale);
+                    return;
+                }
+                *last_seq = seq;
+                let buttons = merged.map_or(0, |m: Input| m.buttons) | input.buttons;
+                merged = Some(Input { buttons, ..input });
+            };
+            // First what the session read (before it let the room read), then the socket.
+            while taken < self.cfg.max_inputs_per_tick {
                 match rx.try_recv() {
-                    Ok((seq, input)) => {
-                        if seq <= p.last_seq {
-                            self.metrics.reject(Rejection::InputStale);
-                            continue;
-                        }
-                        p.last_seq = seq;
-                        // Buttons pressed in any input of this tick count, so a tap is not lost.
-                        let buttons = merged.map_or(0, |m| m.buttons) | input.buttons;
-                        merged = Some(Input { buttons, ..input });
-                    }
+                    Ok((seq, input)) => merge(&mut p.last_seq, seq, input),
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => {
                         disconnected = true;
                         break;
                     }
                 }
+                taken += 1;
+            }
+            if let (false, Some(link)) = (disconnected, &p.link) {
+                let last_seq = &mut p.last_seq;
+                link.take_inputs(
+                    self.cfg.max_inputs_per_tick - taken,
+                    metrics,
+                    |seq, input| {
+                        merge(last_seq, seq, input);
+                    },
+                );
             }
             if let Some(input) = merged {
                 self.inputs.push((ship, input));
@@ -331,6 +357,7 @@ impl RoomTask {
             if disconnected {
                 // The connection ended: the ship idles while its owner may come back.
                 p.inputs = None;
+                p.link = None;
                 p.detached_at = Some(now);
                 self.inputs.push((ship, Input::default()));
             }
@@ -417,6 +444,7 @@ fn attach(
     name: Arc<str>,
     last_seq: u32,
     queue: usize,
+    link: Option<Arc<crate::ws_link::Link>>,
 ) -> (Joined, Player) {
     let (tx, rx) = mpsc::channel(queue);
     let replaced = CancellationToken::new();
@@ -430,6 +458,7 @@ fn attach(
         token,
         name,
         inputs: Some(rx),
+        link,
         last_seq,
         replaced,
         detached_at: None,
