@@ -3,8 +3,8 @@
 //! The upgrade is answered here, and the session owns the socket after it ([`crate::ws_link`]).
 //! One task per connection reads the `Hello`, joins or resumes through the room, sends the
 //! `Welcome`, then loops: it reads the client, pings, and sends the room's frames (a small
-//! header with this player's acknowledged
-//! input sequence in front of the room's shared delta) — itself while it is behind, and through
+//! header with this player's acknowledged input sequence in front of the room's shared delta)
+//! — itself while it is behind, and through
 //! its room's shared writer ([`crate::ws_hub`]) once caught up. A slow reader holds up only its
 //! own socket, whose frames go back to its task, which skips to the newest send — conflation,
 //! no queue. A player's inputs go to the room: read here, through its bounded per-player queue;
@@ -16,11 +16,10 @@
 use crate::App;
 use crate::api::AppError;
 use crate::follow::{Follower, Next, Presence};
-use crate::limits::Verdict;
 use crate::metrics::{Rejection, Role, Transport};
 use crate::room::{JoinError, Joined, Room};
 use crate::serve::Counted;
-use crate::ws_link::{self, Io, Link, Reader, Seat};
+use crate::ws_link::{self, Admitted, Io, Link, Reader, Seat};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -530,27 +529,13 @@ impl Session {
                         "spectators cannot send input",
                     )));
                 };
-                let verdict = self.link.lock().budget.spend();
-                match verdict {
-                    Verdict::Accept => {}
-                    Verdict::Drop => {
-                        self.app.metrics.reject(Rejection::InputRate);
-                        return Some(None);
+                let admitted = self.link.lock().admit(input, &self.app.metrics);
+                let input = match admitted {
+                    Admitted::Input(input) => input,
+                    Admitted::Dropped => return Some(None),
+                    Admitted::Flood(reason) => {
+                        return Some(Some(Close::new(close::POLICY, reason)));
                     }
-                    Verdict::Flood => {
-                        self.app.metrics.reject(Rejection::InputFlood);
-                        let rate = self.link.lock().budget.rate();
-                        return Some(Some(Close::new(
-                            close::POLICY,
-                            format!("input flood: more than {rate} inputs per second"),
-                        )));
-                    }
-                }
-                let input = if input.is_valid() {
-                    input
-                } else {
-                    self.app.metrics.reject(Rejection::InputOutOfRange);
-                    input.sanitized()
                 };
                 match j.inputs.try_send((seq, input)) {
                     Ok(()) => self.app.metrics.input_in(),

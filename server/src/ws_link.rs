@@ -23,6 +23,8 @@
 //! the task, which reads it through tungstenite as before. Bytes reach tungstenite one frame at
 //! a time ([`Io`]), so at a frame boundary tungstenite holds nothing and the room can take over.
 
+use crate::limits::Verdict;
+use crate::metrics::{Metrics, Rejection};
 use crate::serve::Counted;
 use bytes::{Buf, BytesMut};
 use std::io::{self, ErrorKind, IoSlice, Read, Write};
@@ -84,6 +86,40 @@ impl Wire {
     pub fn is_clear(&self) -> bool {
         self.pending.is_empty()
     }
+
+    /// Spends the input budget on one input and brings it into range, counting what is
+    /// refused or changed; whoever read it, the session or the room, does the same.
+    pub fn admit(&mut self, input: game_core::Input, metrics: &Metrics) -> Admitted {
+        match self.budget.spend() {
+            Verdict::Accept => {}
+            Verdict::Drop => {
+                metrics.reject(Rejection::InputRate);
+                return Admitted::Dropped;
+            }
+            Verdict::Flood => {
+                metrics.reject(Rejection::InputFlood);
+                let rate = self.budget.rate();
+                return Admitted::Flood(format!("input flood: more than {rate} inputs per second"));
+            }
+        }
+        Admitted::Input(if input.is_valid() {
+            input
+        } else {
+            metrics.reject(Rejection::InputOutOfRange);
+            input.sanitized()
+        })
+    }
+}
+
+/// What [`Wire::admit`] made of an input.
+#[derive(Debug)]
+pub enum Admitted {
+    /// To apply (in range now).
+    Input(game_core::Input),
+    /// Over the rate: dropped.
+    Dropped,
+    /// Far over the rate: the session ends with this reason (close code `POLICY`).
+    Flood(String),
 }
 
 /// A WebSocket session's socket and what its writers share.
@@ -303,11 +339,9 @@ impl Link {
     pub fn take_inputs(
         &self,
         max: usize,
-        metrics: &crate::metrics::Metrics,
+        metrics: &Metrics,
         mut each: impl FnMut(u32, game_core::Input),
     ) {
-        use crate::limits::Verdict;
-        use crate::metrics::Rejection;
         use game_core::protocol::close;
         let mut wire = self.lock();
         if wire.reader != Reader::Room {
@@ -329,33 +363,21 @@ impl Link {
                     Err(_) => return self.give_back(&mut wire),
                 },
             };
-            match wire.budget.spend() {
-                Verdict::Accept => {}
-                Verdict::Drop => {
-                    metrics.reject(Rejection::InputRate);
+            let input = match wire.admit(input, metrics) {
+                Admitted::Input(input) => input,
+                Admitted::Dropped => {
                     wire.inbound.advance(len);
                     taken += 1;
                     continue;
                 }
-                Verdict::Flood => {
-                    metrics.reject(Rejection::InputFlood);
-                    let rate = wire.budget.rate();
-                    wire.close = Some((
-                        close::POLICY,
-                        format!("input flood: more than {rate} inputs per second"),
-                    ));
+                Admitted::Flood(reason) => {
+                    wire.close = Some((close::POLICY, reason));
                     return self.give_back(&mut wire);
                 }
-            }
+            };
             wire.inbound.advance(len);
             wire.heard = Instant::now();
             taken += 1;
-            let input = if input.is_valid() {
-                input
-            } else {
-                metrics.reject(Rejection::InputOutOfRange);
-                input.sanitized()
-            };
             metrics.input_in();
             each(seq, input);
         }
@@ -516,7 +538,8 @@ impl Read for Io {
                 && let Some(head) = ClientHead::parse(&wire.inbound)
             {
                 // A new frame: tungstenite gets it, and nothing of the next one with it.
-                wire.frame_left = head.len as u64 + head.payload;
+                // A length near 2⁶⁴ is tungstenite's to refuse, with the head; it does.
+                wire.frame_left = (head.len as u64).saturating_add(head.payload);
                 if matches!(head.opcode, 1 | OPCODE_BINARY) {
                     wire.in_message = !head.fin;
                 } else if head.opcode == 0 && head.fin {
@@ -926,6 +949,43 @@ mod tests {
             assert_eq!(got, sent, "seed {seed}");
         }
         assert!(room_took > 100, "the room took inputs itself: {room_took}");
+    }
+
+    /// A frame head that claims 2⁶⁴ − 1 bytes is refused by tungstenite as too big, as any
+    /// frame over the limit is; the link's own count of the frame does not overflow.
+    #[tokio::test]
+    async fn a_frame_claiming_the_largest_length_is_refused() {
+        let (link, mut client) = pair().await;
+        let mut head = vec![0x82, 0xff];
+        head.extend_from_slice(&u64::MAX.to_be_bytes());
+        head.extend_from_slice(&[1, 2, 3, 4]);
+        tokio::io::AsyncWriteExt::write_all(&mut client, &head)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(1024))
+            .max_frame_size(Some(1024));
+        let link = std::sync::Arc::new(link);
+        let mut ws = WebSocket::from_raw_socket(Io::new(link.clone()), Role::Server, Some(config));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match ws.read() {
+                Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "no answer to the head"
+                    );
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_millis(50),
+                        link.tcp().readable(),
+                    )
+                    .await;
+                }
+                Err(Error::Capacity(_)) => break,
+                other => panic!("expected a capacity error, got {other:?}"),
+            }
+        }
+        assert_eq!(front_input(&head), Front::Other);
     }
 
     #[test]
