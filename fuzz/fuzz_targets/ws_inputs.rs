@@ -7,16 +7,20 @@
 use game_core::codec::decode_client;
 use game_core::protocol::ClientMsg;
 use libfuzzer_sys::fuzz_target;
-use server::ws_link::{ClientHead, Front, front_input};
+use server::ws_link::{Front, client_head, front_input};
 
 fuzz_target!(|data: &[u8]| {
     let front = front_input(data);
     if let Front::Input { seq, input, len } = front {
         assert!(len <= data.len());
-        let head = ClientHead::parse(data).expect("an input has a whole head");
-        assert!(head.fin && head.rsv == 0 && head.opcode == 2);
+        let (head, head_len, _) = client_head(data)
+            .ok()
+            .flatten()
+            .expect("an input has a whole head");
+        assert!(head.is_final && !head.rsv1 && !head.rsv2 && !head.rsv3);
+        assert_eq!(u8::from(head.opcode), 2, "a binary frame");
         let mask = head.mask.expect("a client's input is masked");
-        let payload: Vec<u8> = data[head.len..len]
+        let payload: Vec<u8> = data[head_len..len]
             .iter()
             .enumerate()
             .map(|(i, b)| b ^ mask[i % 4])

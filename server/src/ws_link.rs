@@ -31,6 +31,13 @@ use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{
+    self,
+    protocol::frame::{
+        FrameHeader,
+        coding::{Data, OpCode},
+    },
+};
 
 /// Who sends a session's frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -404,54 +411,14 @@ fn keep_rest(pieces: &[&[u8]], mut written: usize, pending: &mut BytesMut) {
     }
 }
 
-/// The opcode of a binary frame (RFC 6455 §5.2).
-const OPCODE_BINARY: u8 = 2;
-
-/// The head of a frame a client sent (RFC 6455 §5.2), as far as the link needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientHead {
-    /// The final frame of its message.
-    pub fin: bool,
-    /// The reserved bits (no extension is negotiated: anything but 0 is an error).
-    pub rsv: u8,
-    /// The opcode.
-    pub opcode: u8,
-    /// The masking key (a client's frames must have one).
-    pub mask: Option<[u8; 4]>,
-    /// Bytes of the head itself.
-    pub len: usize,
-    /// Bytes of payload after it.
-    pub payload: u64,
-}
-
-impl ClientHead {
-    /// The head at the front of `buf`, or `None` while it is not all there.
-    pub fn parse(buf: &[u8]) -> Option<Self> {
-        let (&b0, &b1) = (buf.first()?, buf.get(1)?);
-        let (payload, mut len) = match b1 & 0x7f {
-            126 => (
-                u64::from(u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?)),
-                4,
-            ),
-            127 => (u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?), 10),
-            n => (u64::from(n), 2),
-        };
-        let mask = if b1 & 0x80 != 0 {
-            let key: [u8; 4] = buf.get(len..len + 4)?.try_into().ok()?;
-            len += 4;
-            Some(key)
-        } else {
-            None
-        };
-        Some(Self {
-            fin: b0 & 0x80 != 0,
-            rsv: b0 & 0x70,
-            opcode: b0 & 0x0f,
-            mask,
-            len,
-            payload,
-        })
-    }
+/// The head of the frame at the front of `buf`, read by tungstenite's own parser: the head,
+/// its length in bytes and the payload's. `Ok(None)` while it is not all there; an error for a
+/// head tungstenite refuses (a reserved opcode), which the session's tungstenite refuses too.
+pub fn client_head(buf: &[u8]) -> tungstenite::Result<Option<(FrameHeader, usize, u64)>> {
+    let mut cursor = io::Cursor::new(buf);
+    let head = FrameHeader::parse(&mut cursor)?;
+    let len = usize::try_from(cursor.position()).unwrap_or(usize::MAX);
+    Ok(head.map(|(head, payload)| (head, len, payload)))
 }
 
 /// What is at the front of the bytes a client sent, for the room.
@@ -475,17 +442,27 @@ pub enum Front {
 /// Reads the front of `inbound`: a whole input message (an unfragmented, masked binary frame
 /// of at most [`ROOM_PAYLOAD_MAX`] bytes holding a `ClientMsg::Input`), or what else it is.
 pub fn front_input(inbound: &[u8]) -> Front {
-    let Some(head) = ClientHead::parse(inbound) else {
-        return Front::Incomplete;
+    let (head, head_len, payload) = match client_head(inbound) {
+        Ok(Some(head)) => head,
+        Ok(None) => return Front::Incomplete,
+        Err(_) => return Front::Other,
     };
-    let (Some(mask), true, 0, OPCODE_BINARY) = (head.mask, head.fin, head.rsv, head.opcode) else {
+    let FrameHeader {
+        is_final: true,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode: OpCode::Data(Data::Binary),
+        mask: Some(mask),
+    } = head
+    else {
         return Front::Other;
     };
-    let size = match usize::try_from(head.payload) {
+    let size = match usize::try_from(payload) {
         Ok(size) if size <= ROOM_PAYLOAD_MAX => size,
         _ => return Front::Other,
     };
-    let Some(masked) = inbound.get(head.len..head.len + size) else {
+    let Some(masked) = inbound.get(head_len..head_len + size) else {
         return Front::Incomplete;
     };
     let mut payload = [0u8; ROOM_PAYLOAD_MAX];
@@ -496,7 +473,7 @@ pub fn front_input(inbound: &[u8]) -> Front {
         Ok(game_core::protocol::ClientMsg::Input { seq, input }) => Front::Input {
             seq,
             input,
-            len: head.len + size,
+            len: head_len + size,
         },
         _ => Front::Other,
     }
@@ -534,16 +511,23 @@ impl Read for Io {
                 wire.inbound.advance(n);
                 return Ok(n);
             }
-            if wire.frame_left == 0
-                && let Some(head) = ClientHead::parse(&wire.inbound)
-            {
+            if wire.frame_left == 0 && !wire.inbound.is_empty() {
                 // A new frame: tungstenite gets it, and nothing of the next one with it.
-                // A length near 2⁶⁴ is tungstenite's to refuse, with the head; it does.
-                wire.frame_left = (head.len as u64).saturating_add(head.payload);
-                if matches!(head.opcode, 1 | OPCODE_BINARY) {
-                    wire.in_message = !head.fin;
-                } else if head.opcode == 0 && head.fin {
-                    wire.in_message = false;
+                match client_head(&wire.inbound) {
+                    Ok(Some((head, len, payload))) => {
+                        // A length near 2⁶⁴ is tungstenite's to refuse, with the head; it does.
+                        wire.frame_left = (len as u64).saturating_add(payload);
+                        match head.opcode {
+                            OpCode::Data(Data::Continue) => {
+                                wire.in_message &= !head.is_final;
+                            }
+                            OpCode::Data(_) => wire.in_message = !head.is_final,
+                            OpCode::Control(_) => {}
+                        }
+                    }
+                    Ok(None) => {}
+                    // tungstenite refuses this head as soon as it has it.
+                    Err(_) => wire.frame_left = wire.inbound.len() as u64,
                 }
             }
             if wire.frame_left > 0 && !wire.inbound.is_empty() {
