@@ -400,7 +400,6 @@ impl Session {
         let idle_after = Duration::from_secs(self.app.cfg.idle_timeout_secs);
         let write_limit = Duration::from_secs(self.app.cfg.write_timeout_secs);
         let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-        let mut last_heard = Instant::now();
         let replaced = joined.map(|j| j.replaced.clone()).unwrap_or_default();
         let ship = joined.map(|j| j.ship);
         let link = self.link.clone();
@@ -433,7 +432,7 @@ impl Session {
                             continue;
                         }
                     };
-                    last_heard = Instant::now();
+                    link.heard_now();
                     let msg = match self.decode(msg)? {
                         Ok(msg) => msg,
                         Err(close) => return Some(close),
@@ -507,7 +506,7 @@ impl Session {
                     }
                 },
                 _ = pings.tick() => {
-                    if last_heard.max(link.heard()).elapsed() >= idle_after {
+                    if link.heard().elapsed() >= idle_after {
                         self.app.metrics.reject(Rejection::IdleTimeout);
                         return Some(Close::new(close::IDLE_TIMEOUT, "nothing heard from the client for too long"));
                     }

@@ -80,7 +80,7 @@ pub struct Wire {
     in_message: bool,
     /// The client has closed its side: what is left of `inbound` is all there is.
     eof: bool,
-    /// When the room last took an input from the client.
+    /// When the session or the room last took a message from the client.
     heard: Instant,
     /// A close the room wants the session to send.
     close: Option<(u16, String)>,
@@ -332,9 +332,14 @@ impl Link {
         self.lock().close.take()
     }
 
-    /// When the room last took an input from the client.
+    /// When the session or the room last took a message from the client.
     pub fn heard(&self) -> Instant {
         self.lock().heard
+    }
+
+    /// The session's task took a message from the client now.
+    pub fn heard_now(&self) {
+        self.lock().heard = Instant::now();
     }
 
     /// The room's read at a tick, while it is the reader: takes the whole input messages at the

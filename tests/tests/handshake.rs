@@ -325,3 +325,32 @@ async fn messages_that_arrive_in_pieces_or_with_the_upgrade_are_read_whole() {
     }
     server.stop().await;
 }
+
+/// A player the server hears nothing from is closed at `idle_timeout_secs` (4005), while one
+/// that only sends inputs — read by its room at its ticks, not by its session — is heard and
+/// stays. Neither reads meanwhile, so neither answers the server's pings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_player_is_closed_at_the_idle_timeout_and_one_sending_inputs_is_not() {
+    let server = TestServer::start(Config {
+        idle_timeout_secs: 2,
+        ping_interval_secs: 1,
+        ..test_config()
+    })
+    .await;
+    let (mut silent, _, _) = join(&server, "default").await;
+    let (mut playing, _, _) = join(&server, "default").await;
+    let mut seq = 0;
+    let until = tokio::time::Instant::now() + Duration::from_millis(3500);
+    while tokio::time::Instant::now() < until {
+        seq += 1;
+        send(&mut playing, &input(seq, 127, 0, 0)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, reason) = expect_close(&mut silent, WAIT).await;
+    assert_eq!(code, close::IDLE_TIMEOUT, "{reason}");
+    let mut replica = game_core::replica::Replica::new();
+    let acks = acks_until(&mut playing, &mut replica, seq).await;
+    assert_eq!(acks.last(), Some(&seq), "every input was applied");
+    assert!(server.rejections("idle_timeout").await >= 1.0);
+    server.stop().await;
+}
