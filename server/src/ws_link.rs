@@ -85,7 +85,7 @@ pub struct Wire {
     /// A close the room wants the session to send.
     close: Option<(u16, String)>,
     /// The player's input rate, whoever reads the inputs.
-    pub budget: crate::limits::InputBudget,
+    budget: crate::limits::InputBudget,
 }
 
 impl Wire {
